@@ -1,0 +1,318 @@
+package raft
+
+import (
+	"errors"
+	"math/rand/v2"
+
+	"github.com/typedraft/typedraft/raft/internal/bugs"
+)
+
+// The pure core: a deterministic Raft state machine with no goroutines, no
+// clock, no locks and no I/O beyond reading the durable log through the
+// LogReader interface. Time is counted in ticks; randomness comes from an
+// injected *rand.Rand. The driver (node.go) and the simulator
+// (raft/rafttest) feed it ticks, messages and proposals, and execute the
+// ready batches it produces.
+
+// errNotLeaderCore is returned by core.propose on a node that is not leader.
+var errNotLeaderCore = errors.New("raft: not leader")
+
+// coreConfig configures a core. Zero fields take defaults in withDefaults.
+type coreConfig struct {
+	id                 NodeID
+	electionTicks      int
+	heartbeatTicks     int
+	disablePreVote     bool
+	disableCheckQuorum bool
+	maxInflight        int
+	maxInflightBytes   uint64
+	maxMsgEntries      int
+	maxMsgBytes        uint64
+	maxApplyBytes      uint64
+	bugs               bugs.Set
+}
+
+func (c coreConfig) withDefaults() coreConfig {
+	if c.electionTicks <= 0 {
+		c.electionTicks = 10
+	}
+	if c.heartbeatTicks <= 0 {
+		c.heartbeatTicks = 1
+	}
+	if c.maxInflight <= 0 {
+		c.maxInflight = 256
+	}
+	if c.maxInflightBytes == 0 {
+		c.maxInflightBytes = 64 << 20
+	}
+	if c.maxMsgEntries <= 0 {
+		c.maxMsgEntries = 4096
+	}
+	if c.maxMsgBytes == 0 {
+		c.maxMsgBytes = 1 << 20
+	}
+	if c.maxApplyBytes == 0 {
+		c.maxApplyBytes = 64 << 20
+	}
+	return c
+}
+
+// core is one node's Raft state (Figure 2) plus pre-vote, check-quorum,
+// flow control and leadership transfer bookkeeping.
+type core struct {
+	cfg  coreConfig
+	id   NodeID
+	rng  *rand.Rand
+	log  *raftLog
+	conf confTracker
+
+	state State
+	term  uint64
+	vote  NodeID
+	lead  NodeID
+
+	// prs is the leader's progress per peer (and itself).
+	prs   map[NodeID]*progress
+	votes map[NodeID]bool
+
+	electionElapsed           int
+	heartbeatElapsed          int
+	randomizedElectionTimeout int
+
+	// leadTransferee is the target of a leadership transfer in progress.
+	leadTransferee  NodeID
+	transferElapsed int
+
+	// msgs are sent at once; msgsAfter only once this ready is persisted.
+	msgs      []Message
+	msgsAfter []Message
+
+	// persisted is the hard state last handed to storage.
+	persisted HardState
+	// snapshotsToSend lists peers that need a snapshot (driver streams them).
+	snapshotsToSend []NodeID
+	// snapIndex/snapTerm describe the newest snapshot in the snapshot store
+	// (0 if none), the one sent to followers that fell behind compaction.
+	snapIndex, snapTerm uint64
+	// applyHeld stops committed entries from being handed out while the
+	// apply goroutine is behind.
+	applyHeld bool
+	// fatal records an impossible condition (e.g. a committed entry would be
+	// overwritten); the driver stops the node.
+	fatal error
+}
+
+// newCore restores a core from durable state: the hard state, the log in
+// storage, and the newest snapshot's metadata (zero if none).
+func newCore(cfg coreConfig, storage LogReader, hs HardState, snap SnapshotMeta, rng *rand.Rand) (*core, error) {
+	cfg = cfg.withDefaults()
+	if cfg.id == "" {
+		return nil, errors.New("raft: node ID must not be empty")
+	}
+	l, err := newRaftLog(storage)
+	if err != nil {
+		return nil, err
+	}
+	c := &core{cfg: cfg, id: cfg.id, rng: rng, log: l}
+	c.term, c.vote = hs.Term, hs.Vote
+	c.persisted = hs
+	c.snapIndex, c.snapTerm = snap.Index, snap.Term
+	if !snap.IsZero() {
+		c.conf.reset(snap.Configuration, snap.ConfigIndex)
+		l.committed = max(l.committed, snap.Index)
+		l.applied = max(l.applied, snap.Index)
+	}
+	if hs.Commit > l.committed {
+		l.committed = min(hs.Commit, l.lastIndex())
+	}
+	// Replay the configuration entries of the log: a configuration takes
+	// effect as soon as it is in the log (§6).
+	if err := c.conf.scan(l, l.firstIndex(), l.lastIndex(), l.committed); err != nil {
+		return nil, err
+	}
+	c.becomeFollower(c.term, "")
+	return c, nil
+}
+
+// State is a node's role.
+type State uint8
+
+const (
+	// Follower: passive; answers leaders and candidates.
+	Follower State = iota
+	// PreCandidate: asking whether it could win an election (pre-vote).
+	PreCandidate
+	// Candidate: campaigning for votes in a new term.
+	Candidate
+	// Leader: accepts proposals and replicates the log.
+	Leader
+	// Shutdown: the node has stopped.
+	Shutdown
+)
+
+// String returns the state's name.
+func (s State) String() string {
+	switch s {
+	case Follower:
+		return "follower"
+	case PreCandidate:
+		return "pre-candidate"
+	case Candidate:
+		return "candidate"
+	case Leader:
+		return "leader"
+	case Shutdown:
+		return "shutdown"
+	}
+	return "State(?)"
+}
+
+func (c *core) hardState() HardState {
+	hs := HardState{Term: c.term, Vote: c.vote, Commit: c.log.committed}
+	if c.cfg.bugs.VoteNotPersisted {
+		hs.Vote = ""
+	}
+	return hs
+}
+
+func (c *core) resetRandomizedElectionTimeout() {
+	c.randomizedElectionTimeout = c.cfg.electionTicks + c.rng.IntN(c.cfg.electionTicks)
+}
+
+func (c *core) reset(term uint64) {
+	if c.term != term {
+		c.term = term
+		c.vote = ""
+	}
+	c.lead = ""
+	c.electionElapsed = 0
+	c.heartbeatElapsed = 0
+	c.resetRandomizedElectionTimeout()
+	c.votes = nil
+	c.prs = nil
+	c.leadTransferee = ""
+	c.transferElapsed = 0
+}
+
+func (c *core) becomeFollower(term uint64, lead NodeID) {
+	c.reset(term)
+	c.state = Follower
+	c.lead = lead
+}
+
+func (c *core) becomePreCandidate() {
+	// Pre-vote changes neither term nor vote (thesis §9.6).
+	c.state = PreCandidate
+	c.lead = ""
+	c.votes = map[NodeID]bool{}
+	c.electionElapsed = 0
+	c.resetRandomizedElectionTimeout()
+}
+
+func (c *core) becomeCandidate() {
+	c.reset(c.term + 1)
+	c.vote = c.id
+	c.state = Candidate
+	c.votes = map[NodeID]bool{}
+}
+
+func (c *core) becomeLeader() {
+	c.reset(c.term)
+	c.state = Leader
+	c.lead = c.id
+	c.prs = map[NodeID]*progress{}
+	last := c.log.lastIndex()
+	for _, id := range c.conf.members() {
+		pr := &progress{next: last + 1, learner: !c.conf.isVoter(id)}
+		if id == c.id {
+			pr.match = c.durableLastIndex()
+			pr.state = progressReplicate
+			pr.recentActive = true
+		}
+		c.prs[id] = pr
+	}
+	// Any configuration entry not yet committed is pending: no new change
+	// may be proposed before it commits.
+	c.conf.pendingIndex = last
+	// A new leader commits an entry of its own term (§5.4.2, §8).
+	c.appendEntries([]Entry{{Type: EntryNoop}})
+	c.bcastAppend()
+}
+
+// durableLastIndex is the last index of the log that is on stable storage.
+func (c *core) durableLastIndex() uint64 {
+	if c.log.snap != nil {
+		return c.log.snap.Index
+	}
+	return c.log.offset - 1
+}
+
+// promotable reports whether this node may campaign: it is a voter in the
+// current configuration and has no snapshot waiting to be installed.
+func (c *core) promotable() bool {
+	return c.conf.isVoter(c.id) && c.log.snap == nil
+}
+
+// tick advances logical time by one tick.
+func (c *core) tick() {
+	if c.state == Leader {
+		c.tickLeader()
+		return
+	}
+	c.electionElapsed++
+	if c.promotable() && c.electionElapsed >= c.randomizedElectionTimeout {
+		c.electionElapsed = 0
+		c.campaign(false)
+	}
+}
+
+func (c *core) tickLeader() {
+	c.heartbeatElapsed++
+	c.electionElapsed++
+	if c.leadTransferee != "" {
+		c.transferElapsed++
+		if c.transferElapsed >= c.cfg.electionTicks {
+			c.abortTransfer()
+		}
+	}
+	if c.electionElapsed >= c.cfg.electionTicks {
+		c.electionElapsed = 0
+		if !c.cfg.disableCheckQuorum {
+			if !c.quorumActive() {
+				// Check-quorum: a leader that cannot reach a majority within
+				// an election timeout steps down (thesis §6.2).
+				c.becomeFollower(c.term, "")
+				return
+			}
+			for id, pr := range c.prs {
+				pr.recentActive = id == c.id
+			}
+		}
+	}
+	if c.heartbeatElapsed >= c.cfg.heartbeatTicks {
+		c.heartbeatElapsed = 0
+		c.bcastHeartbeat()
+	}
+}
+
+func (c *core) quorumActive() bool {
+	in, out := c.conf.voterSets()
+	return quorumActive(in, out, func(id NodeID) bool {
+		pr := c.prs[id]
+		return pr != nil && pr.recentActive
+	})
+}
+
+// send queues m; if afterPersist, it leaves only once the current ready is
+// durable.
+func (c *core) send(m Message, afterPersist bool) {
+	m.From = c.id
+	if m.Term == 0 {
+		m.Term = c.term
+	}
+	if afterPersist {
+		c.msgsAfter = append(c.msgsAfter, m)
+	} else {
+		c.msgs = append(c.msgs, m)
+	}
+}

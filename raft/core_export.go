@@ -1,0 +1,138 @@
+package raft
+
+import (
+	"math/rand/v2"
+
+	"github.com/typedraft/typedraft/raft/internal/bugs"
+)
+
+// CoreConfig configures a Core. Times are in ticks; zero fields take the
+// defaults noted.
+type CoreConfig struct {
+	// ID is this node's ID (required).
+	ID NodeID
+	// ElectionTicks is the minimum election timeout; each follower waits a
+	// random timeout in [ElectionTicks, 2*ElectionTicks) (default 10).
+	ElectionTicks int
+	// HeartbeatTicks is the leader's heartbeat interval (default 1).
+	HeartbeatTicks int
+	// DisablePreVote turns pre-vote (thesis §9.6) off; it is on by default.
+	DisablePreVote bool
+	// DisableCheckQuorum turns check-quorum and the election lease (thesis
+	// §6.2, §4.2.3) off; they are on by default.
+	DisableCheckQuorum bool
+	// MaxInflight bounds the appends in flight to one follower (default 256).
+	MaxInflight int
+	// MaxInflightBytes bounds their payload (default 64 MiB).
+	MaxInflightBytes uint64
+	// MaxMsgEntries and MaxMsgBytes bound one append (defaults 4096, 1 MiB).
+	MaxMsgEntries int
+	MaxMsgBytes   uint64
+	// MaxApplyBytes bounds the committed entries of one Ready (default 64 MiB).
+	MaxApplyBytes uint64
+
+	// bugs injects known Raft bugs (tests of the simulation harness only).
+	bugs bugs.Set
+}
+
+// Core is the deterministic Raft state machine that every typedraft node
+// runs: no goroutines, no clock, no locks and no I/O other than reading the
+// durable log through a LogReader. Feed it ticks, messages and proposals and
+// carry out the Ready batches it returns (see Ready for the order).
+//
+// Raft[C, R, E] drives a Core for applications; Core is exported for
+// simulation harnesses such as raft/rafttest and for custom drivers.
+//
+// Concurrency: a Core is not safe for concurrent use; one goroutine owns it.
+type Core struct{ c *core }
+
+// NewCore restores a Core from durable state: the persisted hard state, the
+// log (read through log) and the newest snapshot's metadata (zero if none).
+// rng supplies every random choice (election timeouts). It returns an error
+// if cfg is invalid or the log cannot be read.
+func NewCore(cfg CoreConfig, log LogReader, hs HardState, snap SnapshotMeta, rng *rand.Rand) (*Core, error) {
+	c, err := newCore(coreConfig{
+		id:                 cfg.ID,
+		electionTicks:      cfg.ElectionTicks,
+		heartbeatTicks:     cfg.HeartbeatTicks,
+		disablePreVote:     cfg.DisablePreVote,
+		disableCheckQuorum: cfg.DisableCheckQuorum,
+		maxInflight:        cfg.MaxInflight,
+		maxInflightBytes:   cfg.MaxInflightBytes,
+		maxMsgEntries:      cfg.MaxMsgEntries,
+		maxMsgBytes:        cfg.MaxMsgBytes,
+		maxApplyBytes:      cfg.MaxApplyBytes,
+		bugs:               cfg.bugs,
+	}, log, hs, snap, rng)
+	if err != nil {
+		return nil, err
+	}
+	return &Core{c: c}, nil
+}
+
+// Tick advances logical time by one tick.
+func (n *Core) Tick() { n.c.tick() }
+
+// Step processes one inbound message. Messages not addressed to this node,
+// of unknown type or from itself are ignored.
+func (n *Core) Step(m Message) {
+	if m.To != "" && m.To != n.c.id {
+		return
+	}
+	n.c.step(m)
+}
+
+// Propose appends entries to the leader's log, assigning their Index and
+// Term, and returns the index of the first one and the term. It returns an
+// error if this node is not the leader or is transferring leadership.
+// Ownership of ents passes to the Core.
+func (n *Core) Propose(ents []Entry) (first, term uint64, err error) {
+	return n.c.propose(ents)
+}
+
+// HasReady reports whether Ready would return work.
+func (n *Core) HasReady() bool { return n.c.hasReady() }
+
+// Ready returns the next batch of work. The Core must not be used again
+// (other than HasReady) until Advance is called with it.
+func (n *Core) Ready() Ready { return n.c.ready() }
+
+// Advance records that rd was carried out.
+func (n *Core) Advance(rd Ready) { n.c.advance(rd) }
+
+// ReportUnreachable tells the Core that messages to id are being lost.
+func (n *Core) ReportUnreachable(id NodeID) { n.c.reportUnreachable(id) }
+
+// ReportSnapshot tells the leader's Core whether streaming a snapshot to id
+// succeeded.
+func (n *Core) ReportSnapshot(id NodeID, ok bool) { n.c.snapshotDone(id, ok) }
+
+// Err returns the fatal condition that stopped the Core from making
+// progress (a storage read error, a corrupt configuration entry, an attempt
+// to overwrite a committed entry), or nil.
+func (n *Core) Err() error { return n.c.err() }
+
+// Basic returns the Core's role, term, leader, commit index, applied index
+// and last log index.
+func (n *Core) Basic() (state State, term uint64, leader NodeID, commit, applied, last uint64) {
+	c := n.c
+	return c.state, c.term, c.lead, c.log.committed, c.log.applied, c.log.lastIndex()
+}
+
+// Configuration returns the configuration in force and the index of the
+// entry that created it.
+func (n *Core) Configuration() (Configuration, uint64) {
+	return n.c.conf.cfg.Clone(), n.c.conf.index
+}
+
+func (c *core) err() error {
+	switch {
+	case c.fatal != nil:
+		return c.fatal
+	case c.log.err != nil:
+		return c.log.err
+	case c.conf.err != nil:
+		return c.conf.err
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package raft
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// testLog is a minimal durable log for core tests (the store packages import
+// raft, so core tests cannot use them).
+type testLog struct {
+	hs       HardState
+	snapIdx  uint64
+	snapTerm uint64
+	ents     []Entry // ents[i].Index == snapIdx+1+i
+}
+
+func (s *testLog) FirstIndex() (uint64, error) { return s.snapIdx + 1, nil }
+func (s *testLog) LastIndex() (uint64, error)  { return s.snapIdx + uint64(len(s.ents)), nil }
+func (s *testLog) Term(i uint64) (uint64, error) {
+	switch {
+	case i == s.snapIdx:
+		return s.snapTerm, nil
+	case i < s.snapIdx:
+		return 0, ErrCompacted
+	case i > s.snapIdx+uint64(len(s.ents)):
+		return 0, ErrUnavailable
+	}
+	return s.ents[i-s.snapIdx-1].Term, nil
+}
+func (s *testLog) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
+	if lo <= s.snapIdx {
+		return nil, ErrCompacted
+	}
+	if hi > s.snapIdx+uint64(len(s.ents))+1 {
+		return nil, ErrUnavailable
+	}
+	var out []Entry
+	var size uint64
+	for i := lo; i < hi; i++ {
+		e := s.ents[i-s.snapIdx-1]
+		size += e.Size()
+		if maxBytes > 0 && len(out) > 0 && size > maxBytes {
+			break
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+func (s *testLog) save(hs HardState, ents []Entry) {
+	s.hs = hs
+	if len(ents) == 0 {
+		return
+	}
+	at := ents[0].Index
+	s.ents = append(s.ents[:at-s.snapIdx-1], ents...)
+}
+
+// testCluster is a set of cores exchanging messages synchronously through a
+// queue the test controls.
+type testCluster struct {
+	t      *testing.T
+	ids    []NodeID
+	cores  map[NodeID]*core
+	logs   map[NodeID]*testLog
+	queue  []Message
+	cut    map[[2]NodeID]bool // directed links that drop messages
+	down   map[NodeID]bool
+	apply  map[NodeID][]Entry
+	config func(*coreConfig)
+}
+
+func newTestCluster(t *testing.T, n int, opts ...func(*coreConfig)) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, cores: map[NodeID]*core{}, logs: map[NodeID]*testLog{},
+		cut: map[[2]NodeID]bool{}, down: map[NodeID]bool{}, apply: map[NodeID][]Entry{}}
+	var servers []Server
+	for i := 1; i <= n; i++ {
+		id := NodeID(fmt.Sprintf("n%d", i))
+		tc.ids = append(tc.ids, id)
+		servers = append(servers, Server{ID: id, Addr: string(id)})
+	}
+	boot := Entry{Index: 1, Term: 1, Type: EntryConfig, Data: encodeConfiguration(Configuration{Servers: servers})}
+	for i, id := range tc.ids {
+		tc.logs[id] = &testLog{hs: HardState{Term: 1}, ents: []Entry{boot}}
+		tc.start(id, int64(i), opts...)
+	}
+	return tc
+}
+
+func (tc *testCluster) start(id NodeID, seed int64, opts ...func(*coreConfig)) {
+	cfg := coreConfig{id: id}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	l := tc.logs[id]
+	c, err := newCore(cfg, l, l.hs, SnapshotMeta{}, rand.New(rand.NewPCG(uint64(seed), 7)))
+	if err != nil {
+		tc.t.Fatalf("start %s: %v", id, err)
+	}
+	tc.cores[id] = c
+}
+
+// process carries out every core's ready, queueing messages.
+func (tc *testCluster) process() {
+	for _, id := range tc.ids {
+		c := tc.cores[id]
+		if tc.down[id] {
+			continue
+		}
+		for c.hasReady() {
+			rd := c.ready()
+			tc.queue = append(tc.queue, rd.Messages...)
+			if rd.MustSave {
+				tc.logs[id].save(rd.HardState, rd.Entries)
+			}
+			tc.queue = append(tc.queue, rd.MessagesAfter...)
+			tc.apply[id] = append(tc.apply[id], rd.Committed...)
+			c.advance(rd)
+			if err := c.err(); err != nil {
+				tc.t.Fatalf("%s: %v", id, err)
+			}
+		}
+	}
+}
+
+// deliver processes readies and delivers messages until none remain.
+func (tc *testCluster) deliver() {
+	for i := 0; i < 10000; i++ {
+		tc.process()
+		if len(tc.queue) == 0 {
+			return
+		}
+		q := tc.queue
+		tc.queue = nil
+		for _, m := range q {
+			if tc.down[m.To] || tc.down[m.From] || tc.cut[[2]NodeID{m.From, m.To}] {
+				continue
+			}
+			tc.cores[m.To].step(m)
+		}
+	}
+	tc.t.Fatal("messages never quiesced")
+}
+
+// isolate cuts id off from every other node in both directions.
+func (tc *testCluster) isolate(id NodeID) {
+	for _, o := range tc.ids {
+		if o != id {
+			tc.cut[[2]NodeID{id, o}] = true
+			tc.cut[[2]NodeID{o, id}] = true
+		}
+	}
+}
+
+func (tc *testCluster) heal() { tc.cut = map[[2]NodeID]bool{} }
+
+// tickAll ticks every live node n times, delivering after each tick.
+func (tc *testCluster) tickAll(n int) {
+	for i := 0; i < n; i++ {
+		for _, id := range tc.ids {
+			if !tc.down[id] {
+				tc.cores[id].tick()
+			}
+		}
+		tc.deliver()
+	}
+}
+
+// elect makes id campaign and delivers until the election settles.
+func (tc *testCluster) elect(id NodeID) {
+	tc.cores[id].campaign(false)
+	tc.deliver()
+	if tc.cores[id].state != Leader {
+		tc.t.Fatalf("%s did not become leader (state %s)", id, tc.cores[id].state)
+	}
+}
+
+func (tc *testCluster) leader() NodeID {
+	var lead NodeID
+	for _, id := range tc.ids {
+		if !tc.down[id] && tc.cores[id].state == Leader {
+			if lead != "" && tc.cores[lead].term == tc.cores[id].term {
+				tc.t.Fatalf("two leaders in term %d: %s and %s", tc.cores[id].term, lead, id)
+			}
+			if lead == "" || tc.cores[id].term > tc.cores[lead].term {
+				lead = id
+			}
+		}
+	}
+	return lead
+}
+
+func (tc *testCluster) propose(id NodeID, data string) (uint64, error) {
+	idx, _, err := tc.cores[id].propose([]Entry{{Type: EntryCommand, Data: []byte(data)}})
+	tc.deliver()
+	return idx, err
+}
+
+// logOf returns the data of id's command entries, in index order.
+func (tc *testCluster) logOf(id NodeID) []string {
+	c := tc.cores[id]
+	ents, err := c.log.slice(c.log.firstIndex(), c.log.lastIndex()+1, 0)
+	if err != nil {
+		tc.t.Fatalf("read log of %s: %v", id, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type == EntryCommand {
+			out = append(out, fmt.Sprintf("%d/%d:%s", e.Index, e.Term, e.Data))
+		}
+	}
+	return out
+}
+
+func (tc *testCluster) appliedData(id NodeID) []string {
+	var out []string
+	for _, e := range tc.apply[id] {
+		if e.Type == EntryCommand {
+			out = append(out, string(e.Data))
+		}
+	}
+	return out
+}
+
+func (tc *testCluster) requireSameLogs() {
+	tc.t.Helper()
+	want := tc.logOf(tc.ids[0])
+	for _, id := range tc.ids[1:] {
+		if got := tc.logOf(id); !slices.Equal(got, want) {
+			tc.t.Fatalf("log of %s = %v, want %v (as %s)", id, got, want, tc.ids[0])
+		}
+	}
+}

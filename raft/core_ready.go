@@ -1,0 +1,106 @@
+package raft
+
+// Ready is one batch of work the core asks its driver to carry out, in this
+// order:
+//
+//  1. send Messages (they do not depend on this batch being durable: a
+//     leader's appends go out while it writes its own log, thesis §10.2.1);
+//  2. if Snapshot is set, install it: compact the log store to it and restore
+//     the state machine from the snapshot store;
+//  3. if MustSave, persist HardState and Entries with one LogStore.Save;
+//  4. send MessagesAfter (votes and acknowledgements: only once durable);
+//  5. apply Committed, in order;
+//  6. stream the newest snapshot to each of SnapshotsToSend;
+//  7. call Advance with this Ready.
+//
+// A Ready's slices belong to the driver until Advance; the entries' Data are
+// shared and immutable.
+type Ready struct {
+	HardState HardState
+	// MustSave: Entries, or a new term or vote, must be persisted.
+	MustSave bool
+	// Entries to append to the log store, truncating any conflicting suffix.
+	Entries []Entry
+	// Snapshot received from the leader and not yet installed.
+	Snapshot *SnapshotMeta
+	// Messages to send at once.
+	Messages []Message
+	// MessagesAfter to send only after this Ready is durable.
+	MessagesAfter []Message
+	// Committed entries to apply, in order, from the durable log.
+	Committed []Entry
+	// SnapshotsToSend lists followers that need the newest snapshot.
+	SnapshotsToSend []NodeID
+	// State, Term and Leader are the node's role after this batch.
+	State  State
+	Term   uint64
+	Leader NodeID
+}
+
+// hasReady reports whether the core has work for its driver.
+func (c *core) hasReady() bool {
+	hs := c.hardState()
+	return len(c.msgs) > 0 || len(c.msgsAfter) > 0 || len(c.log.unstable) > 0 ||
+		c.log.snap != nil || len(c.snapshotsToSend) > 0 ||
+		hs != c.persisted || c.hasCommittedToApply()
+}
+
+func (c *core) hasCommittedToApply() bool {
+	return !c.applyHeld && c.log.snap == nil && c.log.applied < min(c.log.committed, c.log.offset-1)
+}
+
+// ready collects the next batch. The core must not be stepped again until
+// advance is called with it.
+func (c *core) ready() Ready {
+	hs := c.hardState()
+	rd := Ready{
+		HardState:       hs,
+		Entries:         c.log.unstableEntries(),
+		Snapshot:        c.log.snap,
+		Messages:        c.msgs,
+		MessagesAfter:   c.msgsAfter,
+		Committed:       c.committedToApply(),
+		SnapshotsToSend: c.snapshotsToSend,
+		State:           c.state,
+		Term:            c.term,
+		Leader:          c.lead,
+	}
+	rd.MustSave = len(rd.Entries) > 0 || hs.Term != c.persisted.Term || hs.Vote != c.persisted.Vote
+	c.msgs, c.msgsAfter, c.snapshotsToSend = nil, nil, nil
+	return rd
+}
+
+// advance tells the core that rd has been carried out.
+func (c *core) advance(rd Ready) {
+	if rd.Snapshot != nil {
+		c.log.snapshotInstalled(rd.Snapshot.Index)
+	}
+	if n := len(rd.Entries); n > 0 {
+		last := rd.Entries[n-1]
+		c.log.stableTo(last.Index, last.Term)
+	}
+	if n := len(rd.Committed); n > 0 {
+		c.log.appliedTo(rd.Committed[n-1].Index)
+	}
+	if rd.MustSave || rd.Snapshot != nil {
+		c.persisted = rd.HardState
+	} else {
+		// Only the commit index changed; it need not be persisted eagerly.
+		c.persisted.Commit = rd.HardState.Commit
+	}
+	if c.state == Leader {
+		if pr := c.prs[c.id]; pr != nil {
+			// The leader's own log now counts toward the quorum.
+			if pr.maybeUpdate(c.durableLastIndex()) && c.maybeCommit() {
+				c.bcastAppend()
+			}
+		}
+	}
+}
+
+func (c *core) committedToApply() []Entry {
+	if c.applyHeld {
+		return nil
+	}
+	return c.log.toApply(c.cfg.maxApplyBytes)
+}

@@ -1,0 +1,172 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// publishStatus stores a new Status if anything changed and wakes watchers.
+func (d *driver) publishStatus() {
+	c := d.core
+	s := Status{
+		ID:          d.cfg.ID,
+		State:       c.state,
+		Term:        c.term,
+		Leader:      c.lead,
+		Commit:      c.log.committed,
+		LastIndex:   c.log.lastIndex(),
+		ConfigIndex: c.conf.index,
+		Transferee:  c.leadTransferee,
+	}
+	old := d.status.Load()
+	if old != nil && old.ConfigIndex == s.ConfigIndex && old.Configuration.Servers != nil {
+		s.Configuration = old.Configuration
+	} else {
+		s.Configuration = c.conf.cfg.Clone()
+	}
+	if srv, ok := s.Configuration.Server(s.Leader); ok {
+		s.LeaderAddr = srv.Addr
+	}
+	if old != nil && old.State == s.State && old.Term == s.Term && old.Leader == s.Leader &&
+		old.Commit == s.Commit && old.LastIndex == s.LastIndex && old.ConfigIndex == s.ConfigIndex &&
+		old.Transferee == s.Transferee {
+		return
+	}
+	if old == nil || old.State != s.State || old.Leader != s.Leader || old.Term != s.Term {
+		d.log.Debug("state changed", "state", s.State, "term", s.Term, "leader", string(s.Leader))
+	}
+	d.status.Store(&s)
+	d.notifyWatchers()
+}
+
+func (d *driver) notifyWatchers() {
+	d.watchMu.Lock()
+	close(d.watchers)
+	d.watchers = make(chan struct{})
+	d.watchMu.Unlock()
+}
+
+// watch returns a channel closed at the next status change.
+func (d *driver) watch() <-chan struct{} {
+	d.watchMu.Lock()
+	defer d.watchMu.Unlock()
+	return d.watchers
+}
+
+// bootstrap writes cfg as entry 1 of a pristine log, or checks that an
+// already bootstrapped log holds the same configuration.
+func (d *driver) bootstrap(ctx context.Context, cfg Configuration) error {
+	if err := validateConfiguration(cfg); err != nil {
+		return err
+	}
+	if srv, ok := cfg.Server(d.cfg.ID); !ok || srv.Suffrage != Voter {
+		return fmt.Errorf("%w: bootstrap configuration must include this node (%s) as a voter", ErrInvalidConfig, d.cfg.ID)
+	}
+	var err error
+	if e := d.do(ctx, func() { err = d.doBootstrap(cfg) }); e != nil {
+		return e
+	}
+	return err
+}
+
+func (d *driver) doBootstrap(cfg Configuration) error {
+	hs, err := d.store.InitialState()
+	if err != nil {
+		return fmt.Errorf("raft: bootstrap: read hard state: %w", err)
+	}
+	last, err := d.store.LastIndex()
+	if err != nil {
+		return fmt.Errorf("raft: bootstrap: read last index: %w", err)
+	}
+	_, snapErr := d.store.LatestSnapshot()
+	if last == 0 && hs.IsZero() && errors.Is(snapErr, ErrNoSnapshot) {
+		ent := Entry{Index: 1, Term: 1, Type: EntryConfig, Data: encodeConfiguration(cfg)}
+		if err := d.store.Save(HardState{Term: 1}, []Entry{ent}); err != nil {
+			return fmt.Errorf("raft: bootstrap: save configuration: %w", err)
+		}
+		if err := d.restore(); err != nil {
+			return err
+		}
+		d.log.Info("bootstrapped", "configuration", cfg.String())
+		return nil
+	}
+	ents, err := d.store.Entries(1, 2, 0)
+	if err != nil || len(ents) != 1 || ents[0].Type != EntryConfig {
+		return fmt.Errorf("%w: storage holds %d entries", ErrBootstrapped, last)
+	}
+	have, err := decodeConfiguration(ents[0].Data)
+	if err != nil {
+		return fmt.Errorf("%w: entry 1: %w", ErrBootstrapped, err)
+	}
+	if !sameServers(have.Servers, cfg.Servers) {
+		return fmt.Errorf("%w: stored %s, requested %s", ErrBootstrapped, have, cfg)
+	}
+	return nil
+}
+
+func sameServers(a, b []Server) bool {
+	key := func(s []Server) []Server {
+		out := slices.Clone(s)
+		slices.SortFunc(out, func(x, y Server) int {
+			switch {
+			case x.ID < y.ID:
+				return -1
+			case x.ID > y.ID:
+				return 1
+			}
+			return 0
+		})
+		return out
+	}
+	return slices.Equal(key(a), key(b))
+}
+
+// transferLeadership starts a transfer on the driver goroutine and waits
+// for its outcome by watching the status.
+func (d *driver) transferLeadership(ctx context.Context, to NodeID) error {
+	var target NodeID
+	var err error
+	if e := d.do(ctx, func() {
+		target, err = d.core.transferLeadership(to)
+		if errors.Is(err, errNotLeaderCore) {
+			err = d.notLeader()
+		}
+	}); e != nil {
+		return e
+	}
+	if err != nil {
+		return err
+	}
+	for {
+		w := d.watch()
+		s := d.status.Load()
+		switch {
+		case s.Leader == target:
+			return nil
+		case s.State == Shutdown:
+			return ErrShutdown
+		case s.State == Leader && s.Transferee == "":
+			return fmt.Errorf("%w: %s did not take over", ErrTransferTimeout, target)
+		case s.State != Leader && s.Leader != "" && s.Leader != target:
+			return fmt.Errorf("%w: leadership went to %s instead of %s", ErrTransferTimeout, s.Leader, target)
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// installSnapshot is reached only when a leader streams a snapshot, which
+// needs snapshot support in the state machine.
+func (d *driver) installSnapshot(meta SnapshotMeta) error {
+	return fmt.Errorf("raft: install snapshot at index %d: snapshots are not supported by this node", meta.Index)
+}
+
+func (h handler) HandleSnapshot(m Message, r io.Reader) error {
+	return fmt.Errorf("raft: snapshot from %s refused: snapshots are not supported by this node", m.From)
+}
