@@ -187,6 +187,14 @@ const configurationVersion = 1
 // maxConfigServers bounds decoding of untrusted configuration data.
 const maxConfigServers = 1 << 12
 
+// EncodeConfiguration returns the bytes of an EntryConfig entry holding c.
+// Custom drivers and simulators use it to write the bootstrap entry.
+func EncodeConfiguration(c Configuration) []byte { return encodeConfiguration(c) }
+
+// DecodeConfiguration parses the data of an EntryConfig entry. It returns an
+// error (never panics) on malformed data.
+func DecodeConfiguration(data []byte) (Configuration, error) { return decodeConfiguration(data) }
+
 func encodeConfiguration(c Configuration) []byte {
 	b := []byte{configurationVersion}
 	put := func(ss []Server) {

@@ -190,9 +190,15 @@ func (r *Raft[C, R, E]) runApply() {
 		case <-r.validateq.ready():
 			r.validateBatch(r.validateq.drain())
 		case <-r.applyq.ready():
-			for _, t := range r.applyq.close() {
+			for _, t := range r.applyq.drain() {
 				if err := r.applyTask(t); err != nil {
 					r.d.stop(err)
+					// The entries of t from the failing one on were not applied.
+					for _, w := range t.waiters {
+						if w != nil {
+							w.fail(err)
+						}
+					}
 					<-r.d.exited
 					r.failApplyBacklog()
 					return

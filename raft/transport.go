@@ -39,7 +39,8 @@ type Peer struct {
 type Transport interface {
 	// Register installs h as the receiver of inbound traffic, replacing any
 	// earlier handler; Register(nil) stops delivery. Messages arriving with no
-	// handler are dropped.
+	// handler are dropped. Calls to the old handler already in progress may
+	// finish after Register returns.
 	Register(h Handler)
 
 	// Send queues msgs for delivery to peer to. Ownership of msgs passes to
@@ -49,7 +50,9 @@ type Transport interface {
 	// SendSnapshot streams a snapshot announced by m (m.Type == MsgSnap) with
 	// its data from r, and returns once the receiver's handler has accepted
 	// it (nil) or refused it, or the stream failed. It blocks for the length
-	// of the transfer and must not delay Send to this or other peers.
+	// of the transfer and must not delay Send to this or other peers. An
+	// unreachable peer gives an error wrapping ErrPeerUnreachable; a closed
+	// transport one wrapping ErrTransportClosed.
 	SendSnapshot(ctx context.Context, to Peer, m Message, r io.Reader) error
 }
 
@@ -67,5 +70,6 @@ type Handler interface {
 	HandleSnapshot(m Message, r io.Reader) error
 
 	// ReportUnreachable tells the node that messages to id are being lost.
+	// It must not block: transports may call it from inside Send.
 	ReportUnreachable(id NodeID)
 }

@@ -1,0 +1,215 @@
+package raft_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/typedraft/typedraft/raft"
+	"github.com/typedraft/typedraft/store/memory"
+	"github.com/typedraft/typedraft/transport/inmem"
+)
+
+// kvCmd is the test state machine's command.
+type kvCmd struct {
+	Op  string `msgpack:"o"`
+	Key string `msgpack:"k"`
+	Val string `msgpack:"v"`
+	Old string `msgpack:"x"`
+}
+
+// kvError is the test application's own error type.
+type kvError struct {
+	Code string
+	Key  string
+}
+
+func (e *kvError) Error() string { return e.Code + ": " + e.Key }
+
+// kvSM is a key-value state machine that records what it applied.
+type kvSM struct {
+	mu      sync.Mutex
+	data    map[string]string
+	applied []string // "index:op:key=val"
+}
+
+func newKV() *kvSM { return &kvSM{data: map[string]string{}} }
+
+func (s *kvSM) Validate(c kvCmd) *kvError {
+	if c.Op == "invalid" {
+		return &kvError{Code: "invalid", Key: c.Key}
+	}
+	return nil
+}
+
+func (s *kvSM) Apply(index uint64, c kvCmd) (string, *kvError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applied = append(s.applied, fmt.Sprintf("%d:%s:%s=%s", index, c.Op, c.Key, c.Val))
+	switch c.Op {
+	case "put":
+		s.data[c.Key] = c.Val
+		return c.Val, nil
+	case "get":
+		return s.data[c.Key], nil
+	case "cas":
+		if s.data[c.Key] != c.Old {
+			return s.data[c.Key], &kvError{Code: "conflict", Key: c.Key}
+		}
+		s.data[c.Key] = c.Val
+		return c.Val, nil
+	case "panic":
+		panic("boom at " + c.Key)
+	}
+	return "", &kvError{Code: "unknown-op", Key: c.Op}
+}
+
+func (s *kvSM) log() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.applied)
+}
+
+type node = raft.Raft[kvCmd, string, *kvError]
+
+// cluster is an in-process cluster over transport/inmem and store/memory.
+type cluster struct {
+	t      *testing.T
+	net    *inmem.Network
+	ids    []raft.NodeID
+	nodes  map[raft.NodeID]*node
+	sms    map[raft.NodeID]*kvSM
+	stores map[raft.NodeID]*memory.Store
+	trs    map[raft.NodeID]*inmem.Transport
+}
+
+func testConfig(id raft.NodeID) raft.Config {
+	return raft.Config{ID: id, TickInterval: 5 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 2}
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, net: inmem.NewNetwork(int64(n)), nodes: map[raft.NodeID]*node{},
+		sms: map[raft.NodeID]*kvSM{}, stores: map[raft.NodeID]*memory.Store{}, trs: map[raft.NodeID]*inmem.Transport{}}
+	var servers []raft.Server
+	for i := 1; i <= n; i++ {
+		id := raft.NodeID(fmt.Sprintf("n%d", i))
+		c.ids = append(c.ids, id)
+		servers = append(servers, raft.Server{ID: id, Addr: string(id)})
+	}
+	for _, id := range c.ids {
+		c.stores[id] = memory.New()
+		c.trs[id] = c.net.Join(id)
+		c.start(id)
+		if err := c.nodes[id].Bootstrap(context.Background(), servers); err != nil {
+			t.Fatalf("bootstrap %s: %v", id, err)
+		}
+	}
+	t.Cleanup(c.shutdown)
+	return c
+}
+
+func (c *cluster) start(id raft.NodeID) {
+	c.sms[id] = newKV()
+	nd, err := raft.New(testConfig(id), c.sms[id], c.stores[id], c.trs[id])
+	if err != nil {
+		c.t.Fatalf("new %s: %v", id, err)
+	}
+	c.nodes[id] = nd
+}
+
+func (c *cluster) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range c.ids {
+		if nd := c.nodes[id]; nd != nil {
+			if err := nd.Shutdown(ctx); err != nil {
+				c.t.Errorf("shutdown %s: %v", id, err)
+			}
+		}
+	}
+	for _, tr := range c.trs {
+		_ = tr.Close()
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// leader waits for exactly one node among candidates to lead (and be
+// recognised by a majority) and returns it.
+func (c *cluster) leader(candidates ...raft.NodeID) raft.NodeID {
+	c.t.Helper()
+	if len(candidates) == 0 {
+		candidates = c.ids
+	}
+	var lead raft.NodeID
+	waitFor(c.t, "a leader", 5*time.Second, func() bool {
+		lead = ""
+		var term uint64
+		for _, id := range candidates {
+			s := c.nodes[id].Status()
+			if s.State == raft.Leader && s.Term >= term {
+				lead, term = id, s.Term
+			}
+		}
+		return lead != ""
+	})
+	return lead
+}
+
+func (c *cluster) put(id raft.NodeID, key, val string) (raft.Result[string, *kvError], error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return c.nodes[id].Propose(ctx, kvCmd{Op: "put", Key: key, Val: val}).Wait(ctx)
+}
+
+// mustPut writes through the current leader, retrying across elections.
+func (c *cluster) mustPut(key, val string) uint64 {
+	c.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lead := c.leader()
+		res, err := c.put(lead, key, val)
+		if err == nil && !res.Rejected() {
+			return res.Index
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("put %s=%s: %v %v", key, val, err, res.Err)
+		}
+	}
+}
+
+// waitApplied waits until every listed node applied index.
+func (c *cluster) waitApplied(index uint64, ids ...raft.NodeID) {
+	c.t.Helper()
+	if len(ids) == 0 {
+		ids = c.ids
+	}
+	waitFor(c.t, fmt.Sprintf("index %d applied on %v", index, ids), 10*time.Second, func() bool {
+		for _, id := range ids {
+			if c.nodes[id].Status().Applied < index {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func isNotLeader(err error) bool {
+	var nl *raft.NotLeaderError
+	return errors.As(err, &nl)
+}

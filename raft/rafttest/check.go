@@ -1,0 +1,181 @@
+package rafttest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// settle heals every fault, restarts crashed nodes and resumes paused ones,
+// then runs the cluster until one leader has every node up to date with a
+// committed entry of its own term, or fails with InvariantLiveness.
+func (s *sim) settle() {
+	s.settling = true
+	s.f = Faults{}
+	s.record(event{kind: evSettle, node: -1})
+	if s.net.partitioned() {
+		s.net.heal()
+		s.record(event{kind: evHeal, node: -1})
+	}
+	for _, n := range s.nodes {
+		if !n.up {
+			n.downUntil = s.tick
+		} else if n.paused(s.tick) {
+			n.pausedUntil = s.tick + 1
+		}
+	}
+	deadline := s.tick + s.o.SettleTicks
+	for s.fail == nil && s.tick < deadline {
+		s.beginTick()
+		s.drain()
+		if s.settled() {
+			// Operations still outstanding are unknown to their clients.
+			for _, c := range s.wl.clients {
+				if c.op != nil {
+					s.unknownOp(c.op)
+				}
+			}
+			return
+		}
+	}
+	if s.fail == nil {
+		s.failf(InvariantLiveness, "the cluster did not settle within %d ticks of healing: %s", s.o.SettleTicks, s.describeNodes())
+	}
+}
+
+// settled reports whether one leader has committed an entry of its own
+// term and every node holds, has committed and has applied exactly its log.
+func (s *sim) settled() bool {
+	li := s.leader()
+	if li < 0 {
+		return false
+	}
+	l := s.nodes[li]
+	_, lterm, _, lcommit, _, llast := l.core.Basic()
+	if lcommit != llast || l.disk.last() != llast || l.disk.ents[llast-1].Term != lterm {
+		return false
+	}
+	ph := l.disk.prefixHash(llast)
+	for _, n := range s.nodes {
+		if !n.up || n.paused(s.tick) || n.phase != phaseIdle || n.core.HasReady() {
+			return false
+		}
+		_, term, lead, commit, applied, last := n.core.Basic()
+		if term != lterm || lead != l.id || commit != lcommit || applied != lcommit || last != llast ||
+			n.disk.prefixHash(llast) != ph {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *sim) describeNodes() string {
+	var b strings.Builder
+	for _, n := range s.nodes {
+		if !n.up {
+			fmt.Fprintf(&b, "[%s down] ", n.id)
+			continue
+		}
+		st, term, lead, commit, applied, last := n.core.Basic()
+		fmt.Fprintf(&b, "[%s %s term=%d leader=%q commit=%d applied=%d last=%d durable=%d phase=%d] ",
+			n.id, st, term, lead, commit, applied, last, n.disk.last(), n.phase)
+	}
+	fmt.Fprintf(&b, "in flight=%d", s.net.inFlight())
+	return b.String()
+}
+
+// verifyAcked checks that every operation a client saw succeed is, after
+// settling, applied at its index on every node.
+func (s *sim) verifyAcked() {
+	for _, a := range s.wl.acked {
+		for _, n := range s.nodes {
+			if a.index > n.disk.last() || entryHash(n.disk.ents[a.index-1]) != a.hash {
+				s.failf(InvariantAckedWritesDurable, "acknowledged entry %d term %d is missing from %s after healing", a.index, a.term, n.id)
+				return
+			}
+			if n.appliedIdx < a.index {
+				s.failf(InvariantAckedWritesDurable, "acknowledged entry %d term %d is not applied on %s (applied %d)", a.index, a.term, n.id, n.appliedIdx)
+				return
+			}
+		}
+	}
+}
+
+// pruneUnknown removes from the history the operations with an unknown
+// outcome whose entry is not in the settled log: they were definitely never
+// applied (had any node applied one, StateMachineSafety would have failed),
+// so they can have no effect. The others stay, as possibly applied.
+func (s *sim) pruneUnknown() {
+	d := s.nodes[0].disk
+	gone := map[int]bool{}
+	for _, u := range s.wl.unknown {
+		if u.index > d.last() || d.ents[u.index-1].Term != u.term {
+			gone[u.hist] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	kept := s.wl.history[:0]
+	for i, op := range s.wl.history {
+		if !gone[i] {
+			kept = append(kept, op)
+		}
+	}
+	s.wl.history = kept
+	s.rep.Unknown -= len(gone)
+	s.rep.Dropped += len(gone)
+	s.wl.unknown = nil
+}
+
+// checkHistory checks the client history for linearizability. A checker
+// timeout is a failure: an unchecked history proves nothing.
+func (s *sim) checkHistory() {
+	h := s.wl.history
+	s.rep.Ops = len(h)
+	res := porcupine.CheckOperationsTimeout(s.app.model, h, s.o.CheckTimeout)
+	switch res {
+	case porcupine.Ok:
+		return
+	case porcupine.Unknown:
+		s.failf(InvariantLinearizability, "the checker did not finish within %v on %d operations (%d unknown); a timeout counts as a failure",
+			s.o.CheckTimeout, len(h), s.rep.Unknown)
+	default:
+		s.failf(InvariantLinearizability, "the history of %d operations (%d acknowledged, %d unknown) is not linearizable%s",
+			len(h), s.rep.Acked, s.rep.Unknown, s.describeHistory())
+	}
+}
+
+// describeHistory renders the history compactly (at most 60 operations per
+// partition of the model) for a linearizability failure.
+func (s *sim) describeHistory() string {
+	parts := [][]porcupine.Operation{s.wl.history}
+	if s.app.model.Partition != nil {
+		parts = s.app.model.Partition(s.wl.history)
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if len(parts) > 1 && porcupine.CheckOperationsTimeout(s.app.model, p, s.o.CheckTimeout) != porcupine.Illegal {
+			continue
+		}
+		b.WriteString("\nnon-linearizable partition:")
+		for i, op := range p {
+			if i == 60 {
+				fmt.Fprintf(&b, "\n  ... %d more", len(p)-60)
+				break
+			}
+			ret := "∞"
+			if op.Return != maxReturn {
+				ret = fmt.Sprint(op.Return)
+			}
+			desc := fmt.Sprintf("%+v -> %v", op.Input, op.Output)
+			if s.app.model.DescribeOperation != nil {
+				desc = s.app.model.DescribeOperation(op.Input, op.Output)
+			}
+			fmt.Fprintf(&b, "\n  client %d [%d, %s] %s", op.ClientId, op.Call, ret, desc)
+		}
+		break
+	}
+	return b.String()
+}

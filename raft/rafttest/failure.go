@@ -1,0 +1,277 @@
+package rafttest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"strings"
+
+	"github.com/typedraft/typedraft/raft"
+)
+
+// Failure is the error Run returns when a run breaks an invariant or its
+// history is not linearizable. It carries everything needed to replay it:
+// the same Seed and Options reproduce the same run, event for event.
+type Failure struct {
+	// Seed is the run's seed.
+	Seed uint64
+	// Step is the scheduling step (every event is one step) at which the
+	// violation was seen, and Tick the virtual time.
+	Step int64
+	Tick int
+	// Invariant names what broke: one of the Invariant* constants.
+	Invariant string
+	// Detail describes the violation.
+	Detail string
+	// Setup describes the run's effective settings (after Options.Vary).
+	Setup string
+	// Trace holds the last events before the failure, oldest first.
+	Trace []string
+}
+
+// Error renders the failure with its trace tail.
+func (f *Failure) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rafttest: invariant %s violated (seed %d, step %d, tick %d): %s",
+		f.Invariant, f.Seed, f.Step, f.Tick, f.Detail)
+	if f.Setup != "" {
+		fmt.Fprintf(&b, "\nsetup: %s", f.Setup)
+	}
+	if len(f.Trace) > 0 {
+		fmt.Fprintf(&b, "\nlast %d events:\n  %s", len(f.Trace), strings.Join(f.Trace, "\n  "))
+	}
+	return b.String()
+}
+
+// The invariants a run checks; Failure.Invariant is one of them.
+const (
+	// InvariantElectionSafety: at most one leader per term (§5.2).
+	InvariantElectionSafety = "ElectionSafety"
+	// InvariantVoteOncePerTerm: a node grants its vote to at most one
+	// candidate per term, across restarts (§5.2, Figure 2).
+	InvariantVoteOncePerTerm = "VoteOncePerTerm"
+	// InvariantVoteStable: once a vote for a term is durable, no later save
+	// changes it.
+	InvariantVoteStable = "VoteStable"
+	// InvariantDurableBeforeReply: a node grants a vote only once the vote
+	// is durable, and acknowledges appended entries only once they are
+	// durable (Figure 2: persist before responding to RPCs).
+	InvariantDurableBeforeReply = "DurableBeforeReply"
+	// InvariantLogMatching: two logs holding an entry with the same index
+	// and term are identical up to it, and hold the same entry (§5.3).
+	InvariantLogMatching = "LogMatching"
+	// InvariantLeaderCompleteness: a leader's log holds every entry
+	// committed in an earlier term (§5.4).
+	InvariantLeaderCompleteness = "LeaderCompleteness"
+	// InvariantCommittedStable: an entry, once committed, never changes:
+	// every node's committed prefix agrees with every other's.
+	InvariantCommittedStable = "CommittedStable"
+	// InvariantStateMachineSafety: every node applies the same entry at a
+	// given index (§5.4.3), applies in order, and applies only committed
+	// entries from its durable log.
+	InvariantStateMachineSafety = "StateMachineSafety"
+	// InvariantCommitDurable: a committed entry is durably stored by a
+	// quorum of voters.
+	InvariantCommitDurable = "CommitDurable"
+	// InvariantMonotonic: term, commit and applied never decrease within a
+	// node's lifetime, and the durable term and commit never decrease
+	// across restarts.
+	InvariantMonotonic = "Monotonic"
+	// InvariantCoreError: a Core stopped with an error (e.g. it refused to
+	// overwrite a committed entry).
+	InvariantCoreError = "CoreError"
+	// InvariantLinearizability: the client history is not linearizable
+	// against the workload's model, or the checker ran out of time.
+	InvariantLinearizability = "Linearizability"
+	// InvariantAckedWritesDurable: after healing, every operation a client
+	// saw succeed is applied at its index on every node.
+	InvariantAckedWritesDurable = "AckedWritesDurable"
+	// InvariantLiveness: once every fault is healed, the cluster elects a
+	// leader and brings every node up to date within Options.SettleTicks.
+	InvariantLiveness = "Liveness"
+	// InvariantApplication: the workload's state machine or codec failed
+	// (e.g. a committed command did not decode).
+	InvariantApplication = "Application"
+)
+
+// Report summarizes a successful run.
+type Report struct {
+	Seed uint64
+	// Nodes is the cluster size.
+	Nodes int
+	// Steps and Ticks are the scheduling steps and virtual ticks the run
+	// took, including the final settling.
+	Steps int64
+	Ticks int
+	// Ops is the number of operations in the checked history: Acked ones
+	// with a known outcome plus Unknown ones. Dropped counts proposals that
+	// were definitely not applied (their entry was replaced) and are left
+	// out of the history.
+	Ops, Acked, Unknown, Dropped int
+	// Leaders counts distinct (term, leader) pairs; Crashes, RestartAlls,
+	// Partitions and Pauses count injected faults; Messages counts messages
+	// sent and Lost those dropped by faults or partitions.
+	Leaders, Crashes, RestartAlls, Partitions, Pauses int
+	Messages, Lost                                    int64
+	// TraceHash is a hash of every event of the run; two runs with the same
+	// Seed and Options have the same TraceHash.
+	TraceHash uint64
+}
+
+// String renders the report on one line.
+func (r Report) String() string {
+	return fmt.Sprintf("seed=%d nodes=%d steps=%d ticks=%d ops=%d acked=%d unknown=%d dropped=%d leaders=%d crashes=%d restart-alls=%d partitions=%d pauses=%d msgs=%d lost=%d hash=%016x",
+		r.Seed, r.Nodes, r.Steps, r.Ticks, r.Ops, r.Acked, r.Unknown, r.Dropped, r.Leaders, r.Crashes,
+		r.RestartAlls, r.Partitions, r.Pauses, r.Messages, r.Lost, r.TraceHash)
+}
+
+// eventKind names one kind of scheduling step.
+type eventKind uint8
+
+const (
+	evTick eventKind = iota + 1
+	evDeliver
+	evDrop
+	evReady
+	evSave
+	evAfter
+	evPropose
+	evReject
+	evCrash
+	evRestart
+	evPause
+	evResume
+	evPartition
+	evHeal
+	evResolve
+	evTimeout
+	evSettle
+	evUnreachable
+)
+
+var eventNames = [...]string{
+	evTick: "tick", evDeliver: "deliver", evDrop: "drop", evReady: "ready", evSave: "save",
+	evAfter: "after", evPropose: "propose", evReject: "reject", evCrash: "crash", evRestart: "restart",
+	evPause: "pause", evResume: "resume", evPartition: "partition", evHeal: "heal",
+	evResolve: "resolve", evTimeout: "timeout", evSettle: "settle", evUnreachable: "unreachable",
+}
+
+// event is one recorded step. Fields not relevant to the kind are zero.
+type event struct {
+	step  int64
+	tick  int
+	kind  eventKind
+	node  int
+	a, b  uint64
+	msg   raft.Message
+	hasM  bool
+	state raft.State
+	term  uint64
+}
+
+// tracer hashes every event and keeps the last few for failure reports.
+type tracer struct {
+	h    hash.Hash64
+	buf  [64]byte
+	ring []event
+	next int
+	full bool
+	ids  []raft.NodeID
+	sink func(string)
+}
+
+func newTracer(tail int, ids []raft.NodeID, sink func(string)) *tracer {
+	return &tracer{h: fnv.New64a(), ring: make([]event, tail), ids: ids, sink: sink}
+}
+
+func (t *tracer) record(e event) {
+	b := t.buf[:0]
+	b = binary.AppendVarint(b, e.step)
+	b = append(b, byte(e.kind), byte(e.node), byte(e.state))
+	b = binary.AppendUvarint(b, e.a)
+	b = binary.AppendUvarint(b, e.b)
+	b = binary.AppendUvarint(b, e.term)
+	if e.hasM {
+		m := &e.msg
+		b = append(b, byte(m.Type))
+		b = append(b, m.From...)
+		b = append(b, m.To...)
+		b = binary.AppendUvarint(b, m.Term)
+		b = binary.AppendUvarint(b, m.Index)
+		b = binary.AppendUvarint(b, m.LogTerm)
+		b = binary.AppendUvarint(b, m.Commit)
+		b = binary.AppendUvarint(b, uint64(len(m.Entries)))
+		if m.Reject {
+			b = append(b, 1)
+		}
+	}
+	t.h.Write(b)
+	e.msg.Entries = nil
+	if len(t.ring) > 0 {
+		t.ring[t.next] = e
+		t.next++
+		if t.next == len(t.ring) {
+			t.next, t.full = 0, true
+		}
+	}
+	if t.sink != nil {
+		t.sink(t.format(e))
+	}
+}
+
+func (t *tracer) tail() []string {
+	var out []string
+	if t.full {
+		for _, e := range t.ring[t.next:] {
+			out = append(out, t.format(e))
+		}
+	}
+	for _, e := range t.ring[:t.next] {
+		out = append(out, t.format(e))
+	}
+	return out
+}
+
+func (t *tracer) name(i int) string {
+	if i >= 0 && i < len(t.ids) {
+		return string(t.ids[i])
+	}
+	return "-"
+}
+
+func (t *tracer) format(e event) string {
+	s := fmt.Sprintf("#%d t%d %s %s", e.step, e.tick, eventNames[e.kind], t.name(e.node))
+	switch e.kind {
+	case evDeliver, evDrop:
+		s += " " + e.msg.String()
+		if e.a > 0 && len(e.msg.Entries) == 0 {
+			s += fmt.Sprintf(" ents=%d", e.a)
+		}
+	case evReady:
+		s += fmt.Sprintf(" %s term=%d ents=%d msgs=%d commit=%d", e.state, e.term, e.a, e.b, e.msg.Commit)
+	case evSave:
+		s += fmt.Sprintf(" term=%d ents=%d last=%d", e.term, e.a, e.b)
+	case evAfter:
+		s += fmt.Sprintf(" msgs=%d applied-to=%d", e.a, e.b)
+	case evPropose, evResolve, evTimeout:
+		s += fmt.Sprintf(" client=%d index=%d term=%d", e.a, e.b, e.term)
+	case evReject:
+		s += fmt.Sprintf(" client=%d (not leader)", e.a)
+	case evRestart:
+		s += fmt.Sprintf(" term=%d last=%d", e.term, e.a)
+	case evPartition:
+		s += fmt.Sprintf(" minority=%b one-way=%v", e.a, e.b == 1)
+	case evUnreachable:
+		s += fmt.Sprintf(" peers=%b", e.a)
+	case evPause:
+		s += fmt.Sprintf(" until=t%d", e.a)
+	case evCrash:
+		if e.a == 1 {
+			s += " (batch sent, not saved)"
+		}
+	case evTick:
+		s = fmt.Sprintf("#%d t%d tick", e.step, e.tick)
+	}
+	return s
+}

@@ -1,0 +1,201 @@
+package rafttest
+
+import (
+	"math/rand/v2"
+	"slices"
+
+	"github.com/typedraft/typedraft/raft"
+)
+
+// injectTickFaults starts the faults drawn once per tick: partitions,
+// pauses and whole-cluster restarts.
+func (s *sim) injectTickFaults() {
+	f := &s.f
+	if f.Partition > 0 && !s.net.partitioned() && len(s.nodes) > 1 && s.rng.Float64() < f.Partition {
+		s.partition()
+	}
+	if f.Pause > 0 && s.rng.Float64() < f.Pause {
+		s.pauseSome()
+	}
+	if f.RestartAll > 0 && s.rng.Float64() < f.RestartAll {
+		s.restartAll()
+	}
+}
+
+// leader returns the running node that leads in the highest term, or -1.
+func (s *sim) leader() int {
+	best, bestTerm := -1, uint64(0)
+	for _, n := range s.nodes {
+		if !n.up {
+			continue
+		}
+		st, term, _, _, _, _ := n.core.Basic()
+		if st == raft.Leader && term >= bestTerm {
+			best, bestTerm = n.idx, term
+		}
+	}
+	return best
+}
+
+// partition isolates a random minority from the majority, with the leader
+// on either side, cutting one or both directions.
+func (s *sim) partition() {
+	nn := len(s.nodes)
+	k := 1 + s.rng.IntN(max(1, (nn-1)/2))
+	lead := s.leader()
+	leaderInMinority := lead >= 0 && s.rng.IntN(2) == 0
+	perm := s.rng.Perm(nn)
+	minority := make([]bool, nn)
+	count := 0
+	if leaderInMinority {
+		minority[lead] = true
+		count++
+	}
+	for _, i := range perm {
+		if count == k {
+			break
+		}
+		if minority[i] || (i == lead && !leaderInMinority) {
+			continue
+		}
+		minority[i] = true
+		count++
+	}
+	oneWay := s.rng.Float64() < s.f.OneWay
+	outbound := s.rng.IntN(2) == 0 // for one-way: cut minority->majority
+	var mask uint64
+	for i := 0; i < nn; i++ {
+		if !minority[i] {
+			continue
+		}
+		mask |= 1 << i
+		for j := 0; j < nn; j++ {
+			if minority[j] {
+				continue
+			}
+			if !oneWay || outbound {
+				s.net.cut[i*nn+j] = true
+			}
+			if !oneWay || !outbound {
+				s.net.cut[j*nn+i] = true
+			}
+		}
+	}
+	s.net.healAt = s.tick + 1 + s.rng.IntN(max(1, s.f.PartitionTicks))
+	s.rep.Partitions++
+	var ow uint64
+	if oneWay {
+		ow = 1
+	}
+	s.record(event{kind: evPartition, node: lead, a: mask, b: ow})
+}
+
+// pauseSome freezes a random running node for longer than an election
+// timeout: no ticks, no deliveries, no disk.
+func (s *sim) pauseSome() {
+	var up []int
+	for _, n := range s.nodes {
+		if n.up && !n.paused(s.tick) {
+			up = append(up, n.idx)
+		}
+	}
+	if len(up) == 0 {
+		return
+	}
+	n := s.nodes[up[s.rng.IntN(len(up))]]
+	et := s.cfg.ElectionTicks
+	n.pausedUntil = s.tick + et + 1 + s.rng.IntN(et+1) + s.rng.IntN(s.f.PauseTicks+1)
+	s.rep.Pauses++
+	s.record(event{kind: evPause, node: n.idx, a: uint64(n.pausedUntil)})
+}
+
+// crashSome crashes a running node, preferring one that has sent a batch's
+// early messages but not saved the batch.
+func (s *sim) crashSome() {
+	var up, unsaved []int
+	for _, n := range s.nodes {
+		if !n.up {
+			continue
+		}
+		up = append(up, n.idx)
+		if n.phase == phaseSave {
+			unsaved = append(unsaved, n.idx)
+		}
+	}
+	if len(up) == 0 {
+		return
+	}
+	pick := up
+	if len(unsaved) > 0 && s.rng.IntN(2) == 0 {
+		pick = unsaved
+	}
+	n := s.nodes[pick[s.rng.IntN(len(pick))]]
+	s.crash(n, s.tick+1+s.rng.IntN(s.f.CrashTicks+1))
+}
+
+// restartAll crashes every running node; all restart at the same tick.
+func (s *sim) restartAll() {
+	at := s.tick + 1 + s.rng.IntN(s.f.CrashTicks/4+1)
+	for _, n := range s.nodes {
+		if n.up {
+			s.crash(n, at)
+		} else {
+			n.downUntil = at
+		}
+	}
+	s.rep.RestartAlls++
+}
+
+// crash stops n, losing everything it had not saved; it restarts at tick
+// until.
+func (s *sim) crash(n *node, until int) {
+	var unsaved uint64
+	if n.phase == phaseSave {
+		unsaved = 1
+	}
+	s.record(event{kind: evCrash, node: n.idx, a: unsaved})
+	n.up, n.core, n.sm = false, nil, nil
+	n.phase, n.rd, n.dirty = phaseIdle, raft.Ready{}, false
+	n.inc++
+	n.pausedUntil, n.downUntil = 0, until
+	s.rep.Lost += int64(s.net.purgeTo(n.idx))
+	s.rep.Crashes++
+	n.lostTo = 0
+	if s.o.ReportLoss {
+		// The peers' connections to n break.
+		for _, m := range s.nodes {
+			if m.up {
+				m.lostTo |= 1 << n.idx
+				m.dirty = true
+			}
+		}
+	}
+	idx := make([]uint64, 0, len(n.pending))
+	for i := range n.pending {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		s.unknownOp(n.pending[i])
+	}
+	n.pending = nil
+}
+
+// restart rebuilds n's Core and state machine from its durable state, as a
+// process starting after a crash (or for the first time) would.
+func (s *sim) restart(n *node) {
+	cfg := s.cfg
+	cfg.ID = n.id
+	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
+	core, err := raft.NewCore(cfg, n.disk, n.disk.hs, raft.SnapshotMeta{}, rng)
+	if err != nil {
+		s.failf(InvariantCoreError, "restart %s: %v", n.id, err)
+		return
+	}
+	n.core, n.sm, n.up = core, s.app.newMachine(), true
+	n.phase, n.dirty, n.pausedUntil = phaseIdle, true, 0
+	n.pending = map[uint64]*pendingOp{}
+	_, n.term, _, n.commit, n.applied, _ = core.Basic()
+	n.appliedIdx = n.applied
+	s.record(event{kind: evRestart, node: n.idx, term: n.disk.hs.Term, a: n.disk.last()})
+}

@@ -1,0 +1,262 @@
+package rafttest
+
+import (
+	"sort"
+
+	"github.com/typedraft/typedraft/raft"
+)
+
+type entryKey struct{ index, term uint64 }
+
+type grantKey struct {
+	voter int
+	term  uint64
+}
+
+// committedEntry is one entry of the cluster's committed log as the
+// simulator has observed it.
+type committedEntry struct {
+	term         uint64
+	ehash, phash uint64
+	// commitTerm is an upper bound of the term in which the entry was
+	// committed: the lowest term of any node seen with a commit index
+	// covering it. It never decreases along the log.
+	commitTerm uint64
+}
+
+// ghost is the simulator's omniscient record of the run, against which the
+// invariants are checked. It spans every node and every incarnation.
+type ghost struct {
+	quorum int
+	// leaders maps a term to the node that led in it.
+	leaders map[uint64]int
+	// grants maps (voter, term) to the candidate the vote went to.
+	grants map[grantKey]int
+	// entries maps every (index, term) ever saved to the prefix hash of
+	// the log ending there.
+	entries map[entryKey]uint64
+	// committed is the committed log, entry i at committed[i-1].
+	committed []committedEntry
+}
+
+func newGhost(n int) *ghost {
+	return &ghost{
+		quorum:  n/2 + 1,
+		leaders: map[uint64]int{},
+		grants:  map[grantKey]int{},
+		entries: map[entryKey]uint64{},
+	}
+}
+
+// checkAll runs the checks that need only each core's basic state; it runs
+// after every step.
+func (s *sim) checkAll() {
+	if s.fail != nil {
+		return
+	}
+	for _, n := range s.nodes {
+		if !n.up {
+			continue
+		}
+		if err := n.core.Err(); err != nil {
+			s.failf(InvariantCoreError, "%s: %v", n.id, err)
+			return
+		}
+		st, term, _, commit, applied, _ := n.core.Basic()
+		switch {
+		case term < n.term:
+			s.failf(InvariantMonotonic, "%s: term went from %d to %d", n.id, n.term, term)
+		case commit < n.commit:
+			s.failf(InvariantMonotonic, "%s: commit went from %d to %d", n.id, n.commit, commit)
+		case applied < n.applied:
+			s.failf(InvariantMonotonic, "%s: applied went from %d to %d", n.id, n.applied, applied)
+		case applied > commit:
+			s.failf(InvariantStateMachineSafety, "%s: applied %d is beyond commit %d", n.id, applied, commit)
+		}
+		n.term, n.commit, n.applied = term, commit, applied
+		if st == raft.Leader {
+			if l, ok := s.g.leaders[term]; !ok {
+				s.g.leaders[term] = n.idx
+				s.rep.Leaders++
+			} else if l != n.idx {
+				s.failf(InvariantElectionSafety, "%s and %s both lead term %d", s.ids[l], n.id, term)
+			}
+		}
+		if s.fail != nil {
+			return
+		}
+	}
+}
+
+// checkReply checks a message as it leaves n: a granted vote must already
+// be durable and granted to one candidate per term; an acknowledged append
+// must already be durable. A reply for a term older than n's durable term
+// is stale and harmless: n can never act in that term again.
+func (s *sim) checkReply(n *node, to int, m raft.Message) {
+	hs := n.disk.hs
+	switch {
+	case m.Type == raft.MsgVoteResp && !m.Reject:
+		if hs.Term < m.Term || (hs.Term == m.Term && hs.Vote != m.To) {
+			s.failf(InvariantDurableBeforeReply, "%s grants its term-%d vote to %s, but its durable state is term %d vote %q",
+				n.id, m.Term, m.To, hs.Term, hs.Vote)
+			return
+		}
+		s.checkGrant(n, to, m)
+	case m.Type == raft.MsgAppResp && !m.Reject && m.Index > 0:
+		// (Index 0 acknowledges nothing: it tells a stale leader the term.)
+		i := m.Index
+		if hs.Term < m.Term || (hs.Term == m.Term && (i > n.disk.last() || n.disk.prefixHash(i) != n.viewHash(i))) {
+			s.failf(InvariantDurableBeforeReply, "%s acknowledges entries up to %d in term %d, but its durable log (term %d) ends at %d or differs there",
+				n.id, i, m.Term, hs.Term, n.disk.last())
+		}
+	}
+}
+
+// checkGrant records a granted vote and checks that the voter grants one
+// candidate per term, whatever crashes happened in between.
+func (s *sim) checkGrant(n *node, to int, m raft.Message) {
+	k := grantKey{n.idx, m.Term}
+	if prev, ok := s.g.grants[k]; ok && prev != to {
+		s.failf(InvariantVoteOncePerTerm, "%s granted its term-%d vote to %s and then to %s", n.id, m.Term, s.ids[prev], s.ids[to])
+		return
+	}
+	s.g.grants[k] = to
+}
+
+// checkReady runs the checks that need the core's whole log, which the
+// simulator knows exactly right after a Ready: the durable log with the
+// Ready's unsaved entries laid over it.
+func (s *sim) checkReady(n *node) {
+	st, term, _, commit, _, last := n.core.Basic()
+	if v := n.viewLast(); v != last {
+		s.failf(InvariantCoreError, "%s: its log ends at %d but the durable log plus the Ready's entries end at %d", n.id, last, v)
+		return
+	}
+	s.observeCommit(n, commit, term)
+	if s.fail != nil {
+		return
+	}
+	if st == raft.Leader {
+		s.checkLeaderCompleteness(n, term)
+		if s.fail != nil {
+			return
+		}
+	}
+	s.checkCommitDurable(n, commit)
+}
+
+// observeCommit checks n's committed prefix [1, commit] against the
+// committed log and extends it.
+func (s *sim) observeCommit(n *node, commit, term uint64) {
+	g := s.g
+	known := uint64(len(g.committed))
+	if k := min(known, commit); k > 0 && n.viewHash(k) != g.committed[k-1].phash {
+		i := s.firstDifference(n, k)
+		e, _ := n.viewEntry(i)
+		s.failf(InvariantCommittedStable, "%s (commit %d) holds entry %d term %d, but entry %d term %d was committed",
+			n.id, commit, i, e.Term, i, g.committed[i-1].term)
+		return
+	}
+	for i := known + 1; i <= commit; i++ {
+		e, ok := n.viewEntry(i)
+		if !ok {
+			s.failf(InvariantCoreError, "%s: commit %d is beyond its log (%d)", n.id, commit, n.viewLast())
+			return
+		}
+		g.committed = append(g.committed, committedEntry{term: e.Term, ehash: entryHash(e), phash: n.viewHash(i), commitTerm: term})
+	}
+	// Everything up to commit was committed in term `term` or earlier.
+	for j := min(commit, uint64(len(g.committed))); j >= 1 && g.committed[j-1].commitTerm > term; j-- {
+		g.committed[j-1].commitTerm = term
+	}
+}
+
+// firstDifference returns the first index at or below k where n's log
+// differs from the committed log.
+func (s *sim) firstDifference(n *node, k uint64) uint64 {
+	for i := uint64(1); i <= k; i++ {
+		e, ok := n.viewEntry(i)
+		if !ok || entryHash(e) != s.g.committed[i-1].ehash {
+			return i
+		}
+	}
+	return k
+}
+
+// checkLeaderCompleteness checks that the leader of term holds every entry
+// committed in an earlier term (§5.4.1).
+func (s *sim) checkLeaderCompleteness(n *node, term uint64) {
+	c := s.g.committed
+	k := uint64(sort.Search(len(c), func(i int) bool { return c[i].commitTerm >= term }))
+	if k == 0 || n.viewHash(k) == c[k-1].phash {
+		return
+	}
+	i := s.firstDifference(n, k)
+	s.failf(InvariantLeaderCompleteness, "%s leads term %d but lacks entry %d (term %d, committed by term %d); its log ends at %d",
+		n.id, term, i, c[i-1].term, c[i-1].commitTerm, n.viewLast())
+}
+
+// checkCommitDurable checks that n's commit index is durably stored, with
+// the same log prefix, by a quorum.
+func (s *sim) checkCommitDurable(n *node, commit uint64) {
+	if commit == 0 {
+		return
+	}
+	ph := n.viewHash(commit)
+	count := 0
+	for _, m := range s.nodes {
+		if m.disk.prefixHash(commit) == ph {
+			count++
+		}
+	}
+	if count < s.g.quorum {
+		s.failf(InvariantCommitDurable, "%s commits %d, but only %d of %d nodes have it durably (quorum %d)",
+			n.id, commit, count, len(s.nodes), s.g.quorum)
+	}
+}
+
+// checkSave checks the hard state about to be saved against the durable one.
+func (s *sim) checkSave(n *node, hs raft.HardState) {
+	old := n.disk.hs
+	switch {
+	case hs.Term < old.Term:
+		s.failf(InvariantMonotonic, "%s: durable term would go from %d to %d", n.id, old.Term, hs.Term)
+	case hs.Commit < old.Commit:
+		s.failf(InvariantMonotonic, "%s: durable commit would go from %d to %d", n.id, old.Commit, hs.Commit)
+	case hs.Term == old.Term && old.Vote != "" && hs.Vote != old.Vote:
+		s.failf(InvariantVoteStable, "%s: durable vote for term %d would change from %q to %q", n.id, hs.Term, old.Vote, hs.Vote)
+	}
+}
+
+// checkSaved checks log matching for entries just saved: an (index, term)
+// pair names one entry and one log prefix for the whole run.
+func (s *sim) checkSaved(n *node, ents []raft.Entry) {
+	for _, e := range ents {
+		k := entryKey{e.Index, e.Term}
+		ph := n.disk.prefixHash(e.Index)
+		if old, ok := s.g.entries[k]; ok && old != ph {
+			s.failf(InvariantLogMatching, "%s saved entry %d term %d whose log prefix differs from another node's entry %d term %d",
+				n.id, e.Index, e.Term, e.Index, e.Term)
+			return
+		} else if !ok {
+			s.g.entries[k] = ph
+		}
+	}
+}
+
+// checkApply checks that n applies e in order, that e is the committed
+// entry at its index, and that e comes from n's durable log.
+func (s *sim) checkApply(n *node, e raft.Entry) {
+	c := s.g.committed
+	switch {
+	case e.Index != n.appliedIdx+1:
+		s.failf(InvariantStateMachineSafety, "%s applies entry %d after entry %d", n.id, e.Index, n.appliedIdx)
+	case e.Index > uint64(len(c)):
+		s.failf(InvariantStateMachineSafety, "%s applies entry %d, beyond the committed log (%d)", n.id, e.Index, len(c))
+	case entryHash(e) != c[e.Index-1].ehash:
+		s.failf(InvariantStateMachineSafety, "%s applies entry %d term %d, but entry %d term %d was committed (and applied elsewhere)",
+			n.id, e.Index, e.Term, e.Index, c[e.Index-1].term)
+	case e.Index > n.disk.last() || entryHash(n.disk.ents[e.Index-1]) != entryHash(e):
+		s.failf(InvariantStateMachineSafety, "%s applies entry %d term %d, which is not in its durable log", n.id, e.Index, e.Term)
+	}
+}

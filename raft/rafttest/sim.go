@@ -1,0 +1,485 @@
+package rafttest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"github.com/typedraft/typedraft/raft"
+)
+
+// Run simulates one cluster of opts.Nodes raft.Cores replicating w's state
+// machine while clients send w's commands and the faults of opts.Faults
+// strike, all chosen by opts.Seed. It checks the safety invariants (the
+// Invariant* constants) after every step, heals every fault at the end and
+// checks that the cluster settles with every acknowledged write in place,
+// then checks the client history for linearizability against w.Model.
+//
+// Run is deterministic: the same Seed, Options and Workload give the same
+// run, event for event (Report.TraceHash), provided w draws its randomness
+// only from the rng it is handed. It returns a *Failure (test with
+// errors.As) when a check fails, or an error matching ErrInvalidOptions.
+//
+// Concurrency: Run uses no goroutines of its own other than porcupine's
+// checker; independent runs may proceed in parallel.
+func Run[C any, R any, E raft.ErrorType](opts Options, w Workload[C, R, E]) (Report, error) {
+	a, err := w.app()
+	if err != nil {
+		return Report{}, err
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return Report{}, err
+	}
+	s := newSim(o, a)
+	return s.run()
+}
+
+// readyNow is the probability that a node carries out its Ready right after
+// it was stepped; otherwise it may take more input first (batching).
+const readyNow = 0.75
+
+// maxStepsPerTick bounds the scheduling steps within one tick.
+const maxStepsPerTick = 20000
+
+type cand struct {
+	kind eventKind
+	node int
+	// link (for a link delivery) or stray index; -1 if unused.
+	link, stray int
+}
+
+// sim is one simulated run. It is owned by one goroutine.
+type sim struct {
+	o Options
+	f Faults
+	// f0 is the fault mix of the workload phase (f is cleared to settle).
+	f0    Faults
+	app   app
+	rng   *rand.Rand
+	cfg   raft.CoreConfig
+	ids   []raft.NodeID
+	index map[raft.NodeID]int
+	nodes []*node
+	net   *network
+	tr    *tracer
+	g     *ghost
+	wl    *workload
+	step  int64
+	tick  int
+	fail  *Failure
+	rep   Report
+	cands []cand
+	// settling: faults are off and clients submit nothing new.
+	settling bool
+}
+
+func newSim(o Options, a app) *sim {
+	s := &sim{o: o, f: *o.Faults, app: a, cfg: o.Core, index: map[raft.NodeID]int{}}
+	s.rng = rand.New(rand.NewPCG(o.Seed, 0x5eed5eed5eed5eed))
+	if o.Vary {
+		s.vary()
+	}
+	s.f0 = s.f
+	for i := 0; i < o.Nodes; i++ {
+		id := raft.NodeID(fmt.Sprintf("n%d", i+1))
+		s.ids = append(s.ids, id)
+		s.index[id] = i
+	}
+	s.net = newNetwork(o.Nodes)
+	s.tr = newTracer(o.TraceTail, s.ids, o.Trace)
+	s.g = newGhost(o.Nodes)
+	s.wl = newWorkload(o.Clients, s.rng, o.Nodes)
+	s.rep = Report{Seed: o.Seed, Nodes: o.Nodes}
+	return s
+}
+
+// vary scales the fault rates and picks core knobs at random (Options.Vary).
+func (s *sim) vary() {
+	f := &s.f
+	scale := func(p *float64, limit float64) { *p = min(*p*2*s.rng.Float64(), limit) }
+	scale(&f.Drop, 0.45)
+	scale(&f.Duplicate, 1)
+	scale(&f.Reorder, 1)
+	scale(&f.Partition, 1)
+	scale(&f.Crash, 1)
+	scale(&f.RestartAll, 1)
+	scale(&f.Pause, 1)
+	scale(&f.SlowDisk, 1)
+	scale(&f.Burst, 1)
+	c := &s.cfg
+	if !c.DisablePreVote {
+		c.DisablePreVote = s.rng.IntN(4) == 0
+	}
+	if !c.DisableCheckQuorum {
+		c.DisableCheckQuorum = s.rng.IntN(4) == 0
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1 + s.rng.IntN(max(1, min(3, c.ElectionTicks/3)))
+	}
+	if c.MaxMsgEntries == 0 {
+		c.MaxMsgEntries = []int{1, 2, 3, 8, 64, 4096}[s.rng.IntN(6)]
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = []int{1, 2, 4, 16, 256}[s.rng.IntN(5)]
+	}
+}
+
+func (s *sim) failf(invariant, format string, args ...any) {
+	if s.fail != nil {
+		return
+	}
+	s.fail = &Failure{
+		Seed: s.o.Seed, Step: s.step, Tick: s.tick, Invariant: invariant,
+		Detail: fmt.Sprintf(format, args...), Trace: s.tr.tail(), Setup: s.setup(),
+	}
+}
+
+// setup describes the effective settings of the run.
+func (s *sim) setup() string {
+	c, f := s.cfg, s.f0
+	return fmt.Sprintf("nodes=%d clients=%d election=%d heartbeat=%d prevote=%v checkquorum=%v maxmsgentries=%d maxinflight=%d "+
+		"drop=%.3f dup=%.3f delay=%d reorder=%.3f/%d partition=%.4f/%d oneway=%.2f crash=%.5f/%d restartall=%.5f pause=%.4f/%d slowdisk=%.3f/%d burst=%.3f",
+		len(s.nodes), s.o.Clients, c.ElectionTicks, c.HeartbeatTicks, !c.DisablePreVote, !c.DisableCheckQuorum, c.MaxMsgEntries, c.MaxInflight,
+		f.Drop, f.Duplicate, f.MaxDelay, f.Reorder, f.ReorderTicks, f.Partition, f.PartitionTicks, f.OneWay, f.Crash, f.CrashTicks,
+		f.RestartAll, f.Pause, f.PauseTicks, f.SlowDisk, f.SlowDiskTicks, f.Burst)
+}
+
+func (s *sim) record(e event) {
+	s.step++
+	e.step, e.tick = s.step, s.tick
+	s.tr.record(e)
+}
+
+func (s *sim) run() (Report, error) {
+	s.boot()
+	for s.fail == nil && !s.wl.done(s.o.Ops) && s.tick < s.o.MaxTicks {
+		s.beginTick()
+		s.drain()
+	}
+	if s.fail == nil {
+		s.settle()
+	}
+	if s.fail == nil {
+		s.verifyAcked()
+	}
+	if s.fail == nil {
+		s.pruneUnknown()
+	}
+	if s.fail == nil {
+		s.checkHistory()
+	}
+	s.rep.Steps, s.rep.Ticks, s.rep.TraceHash = s.step, s.tick, s.tr.h.Sum64()
+	if s.fail != nil {
+		return s.rep, s.fail
+	}
+	return s.rep, nil
+}
+
+// boot writes the bootstrap configuration entry and term 1 to every disk
+// and starts every node.
+func (s *sim) boot() {
+	var servers []raft.Server
+	for _, id := range s.ids {
+		servers = append(servers, raft.Server{ID: id, Addr: string(id), Suffrage: raft.Voter})
+	}
+	boot := raft.Entry{Index: 1, Term: 1, Type: raft.EntryConfig, Data: raft.EncodeConfiguration(raft.Configuration{Servers: servers})}
+	for i, id := range s.ids {
+		d := &disk{}
+		if err := d.save(raft.HardState{Term: 1}, []raft.Entry{boot}); err != nil {
+			s.failf(InvariantCoreError, "bootstrap %s: %v", id, err)
+			return
+		}
+		n := &node{idx: i, id: id, disk: d}
+		s.nodes = append(s.nodes, n)
+		s.restart(n)
+	}
+	s.g.entries[entryKey{1, 1}] = s.nodes[0].disk.prefixHash(1)
+}
+
+// beginTick advances the virtual clock: scheduled restarts, resumes and
+// heals, new faults, client activity, then one tick for every node.
+func (s *sim) beginTick() {
+	s.tick++
+	s.record(event{kind: evTick})
+	for _, n := range s.nodes {
+		if !n.up && n.downUntil <= s.tick {
+			s.restart(n)
+		}
+		if n.up && n.pausedUntil == s.tick {
+			s.record(event{kind: evResume, node: n.idx})
+		}
+	}
+	if s.net.healAt != 0 && s.net.healAt <= s.tick {
+		s.net.heal()
+		s.record(event{kind: evHeal, node: -1})
+	}
+	if !s.settling {
+		s.injectTickFaults()
+	}
+	s.clientTick()
+	start := s.rng.IntN(len(s.nodes))
+	for k := range s.nodes {
+		n := s.nodes[(start+k)%len(s.nodes)]
+		if s.fail != nil {
+			return
+		}
+		if !n.canStep(s.tick) {
+			continue
+		}
+		n.core.Tick()
+		n.dirty = true
+		s.maybeReadyNow(n)
+		s.checkAll()
+	}
+}
+
+// drain runs scheduling steps until nothing more can happen in this tick.
+func (s *sim) drain() {
+	for iter := 0; iter < maxStepsPerTick && s.fail == nil; iter++ {
+		s.collect()
+		if len(s.cands) == 0 {
+			return
+		}
+		if s.f.Crash > 0 && s.rng.Float64() < s.f.Crash {
+			s.crashSome()
+			continue
+		}
+		c := s.cands[s.rng.IntN(len(s.cands))]
+		s.exec(c)
+		s.checkAll()
+	}
+}
+
+// collect lists every step that can run now.
+func (s *sim) collect() {
+	s.cands = s.cands[:0]
+	for _, n := range s.nodes {
+		if !n.up || n.paused(s.tick) {
+			continue
+		}
+		switch n.phase {
+		case phaseIdle:
+			if n.dirty {
+				s.cands = append(s.cands, cand{kind: evReady, node: n.idx, link: -1, stray: -1})
+			}
+		case phaseSave:
+			if n.saveAt <= s.tick {
+				s.cands = append(s.cands, cand{kind: evSave, node: n.idx, link: -1, stray: -1})
+			}
+		case phaseAfter:
+			s.cands = append(s.cands, cand{kind: evAfter, node: n.idx, link: -1, stray: -1})
+		}
+	}
+	for k, q := range s.net.links {
+		if len(q) > 0 && q[0].at <= s.tick && s.nodes[q[0].to].canStep(s.tick) {
+			s.cands = append(s.cands, cand{kind: evDeliver, node: q[0].to, link: k, stray: -1})
+		}
+	}
+	for i, e := range s.net.strays {
+		if e.at <= s.tick && s.nodes[e.to].canStep(s.tick) {
+			s.cands = append(s.cands, cand{kind: evDeliver, node: e.to, link: -1, stray: i})
+		}
+	}
+}
+
+func (s *sim) exec(c cand) {
+	n := s.nodes[c.node]
+	switch c.kind {
+	case evReady:
+		s.takeReady(n)
+	case evSave:
+		s.save(n)
+	case evAfter:
+		s.after(n)
+	case evDeliver:
+		var e envelope
+		if c.link >= 0 {
+			e = s.net.popLink(c.link)
+		} else {
+			e = s.net.popStray(c.stray)
+		}
+		s.deliver(e)
+	}
+}
+
+func (s *sim) maybeReadyNow(n *node) {
+	if s.rng.Float64() < readyNow {
+		s.takeReady(n)
+	}
+}
+
+// takeReady takes the node's Ready and sends its early Messages (phase 1).
+func (s *sim) takeReady(n *node) {
+	n.dirty = false
+	if s.fail != nil {
+		return
+	}
+	if n.lostTo != 0 {
+		s.record(event{kind: evUnreachable, node: n.idx, a: n.lostTo})
+		for j, id := range s.ids {
+			if n.lostTo&(1<<j) != 0 {
+				n.core.ReportUnreachable(id)
+			}
+		}
+		n.lostTo = 0
+	}
+	if !n.core.HasReady() {
+		return
+	}
+	rd := n.core.Ready()
+	// The core builds broadcasts by iterating a map, so the order of
+	// messages to different peers varies from run to run; a stable sort by
+	// destination (keeping each peer's own order) makes runs reproducible.
+	sortByDestination(rd.Messages)
+	sortByDestination(rd.MessagesAfter)
+	n.rd = rd
+	if rd.MustSave {
+		n.phase = phaseSave
+		n.saveAt = s.tick
+		if s.f.SlowDisk > 0 && s.rng.Float64() < s.f.SlowDisk {
+			n.saveAt += 1 + s.rng.IntN(max(1, s.f.SlowDiskTicks))
+		}
+	} else {
+		n.phase = phaseAfter
+	}
+	s.record(event{kind: evReady, node: n.idx, state: rd.State, term: rd.Term,
+		a: uint64(len(rd.Entries)), b: uint64(len(rd.Messages) + len(rd.MessagesAfter)),
+		msg: raft.Message{Commit: rd.HardState.Commit}})
+	if err := n.hashReady(); err != nil {
+		s.failf(InvariantCoreError, "%s: %v", n.id, err)
+		return
+	}
+	if rd.Snapshot != nil || len(rd.SnapshotsToSend) > 0 {
+		s.failf(InvariantCoreError, "%s: the core asked for a snapshot, but the simulator never compacts", n.id)
+		return
+	}
+	s.checkReady(n)
+	for _, m := range rd.Messages {
+		s.send(n, m)
+	}
+}
+
+// save persists the Ready's HardState and Entries (phase 2).
+func (s *sim) save(n *node) {
+	hs, ents := n.rd.HardState, n.rd.Entries
+	s.checkSave(n, hs)
+	if err := n.disk.save(hs, ents); err != nil {
+		s.failf(InvariantCoreError, "%s: %v", n.id, err)
+		return
+	}
+	s.record(event{kind: evSave, node: n.idx, term: hs.Term, a: uint64(len(ents)), b: n.disk.last()})
+	s.checkSaved(n, ents)
+	n.phase = phaseAfter
+}
+
+// after sends MessagesAfter, applies Committed and advances (phase 3).
+func (s *sim) after(n *node) {
+	rd := n.rd
+	for _, m := range rd.MessagesAfter {
+		s.send(n, m)
+	}
+	for _, e := range rd.Committed {
+		s.apply(n, e)
+		if s.fail != nil {
+			return
+		}
+	}
+	n.core.Advance(rd)
+	n.rd, n.phase, n.dirty = raft.Ready{}, phaseIdle, true
+	var to uint64
+	if k := len(rd.Committed); k > 0 {
+		to = rd.Committed[k-1].Index
+	}
+	s.record(event{kind: evAfter, node: n.idx, a: uint64(len(rd.MessagesAfter)), b: to})
+}
+
+func (s *sim) apply(n *node, e raft.Entry) {
+	s.checkApply(n, e)
+	if s.fail != nil {
+		return
+	}
+	n.appliedIdx = e.Index
+	op := n.pending[e.Index]
+	delete(n.pending, e.Index)
+	if e.Type != raft.EntryCommand {
+		if op != nil {
+			s.dropOp(op, n)
+		}
+		return
+	}
+	out, err := n.sm.apply(e)
+	if err != nil {
+		s.failf(InvariantApplication, "%s: %v", n.id, err)
+		return
+	}
+	if op == nil {
+		return
+	}
+	if op.term != e.Term {
+		s.dropOp(op, n)
+		return
+	}
+	s.resolveOp(op, out, entryHash(e))
+}
+
+// send puts m on the network, subject to partitions and message faults.
+func (s *sim) send(n *node, m raft.Message) {
+	s.rep.Messages++
+	to, ok := s.index[m.To]
+	if !ok {
+		s.failf(InvariantCoreError, "%s sent %s to an unknown node", n.id, m)
+		return
+	}
+	s.checkReply(n, to, m)
+	if s.fail != nil {
+		return
+	}
+	if !s.nodes[to].up || s.net.isCut(n.idx, to) || (s.f.Drop > 0 && s.rng.Float64() < s.f.Drop) {
+		s.lost(n.idx, to)
+		s.record(event{kind: evDrop, node: to, msg: m, hasM: true, a: uint64(len(m.Entries))})
+		return
+	}
+	e := envelope{m: m, from: n.idx, to: to}
+	if s.f.Reorder > 0 && s.rng.Float64() < s.f.Reorder {
+		e.at = s.tick + 1 + s.rng.IntN(max(1, s.f.ReorderTicks))
+		s.net.strays = append(s.net.strays, e)
+	} else {
+		e.at = s.tick + s.rng.IntN(s.f.MaxDelay+1)
+		s.net.enqueue(e)
+	}
+	if s.f.Duplicate > 0 && s.rng.Float64() < s.f.Duplicate {
+		d := e
+		d.at = s.tick + s.rng.IntN(s.f.MaxDelay+s.f.ReorderTicks+1)
+		s.net.strays = append(s.net.strays, d)
+	}
+}
+
+func (s *sim) deliver(e envelope) {
+	if s.net.isCut(e.from, e.to) {
+		s.lost(e.from, e.to)
+		s.record(event{kind: evDrop, node: e.to, msg: e.m, hasM: true, a: uint64(len(e.m.Entries))})
+		return
+	}
+	n := s.nodes[e.to]
+	s.record(event{kind: evDeliver, node: e.to, msg: e.m, hasM: true, a: uint64(len(e.m.Entries))})
+	n.core.Step(e.m)
+	n.dirty = true
+	s.maybeReadyNow(n)
+}
+
+// sortByDestination stably sorts msgs by their destination.
+func sortByDestination(msgs []raft.Message) {
+	slices.SortStableFunc(msgs, func(a, b raft.Message) int { return strings.Compare(string(a.To), string(b.To)) })
+}
+
+// lost counts a message lost on the link from->to and, with
+// Options.ReportLoss, queues the report for the sender.
+func (s *sim) lost(from, to int) {
+	s.rep.Lost++
+	if n := s.nodes[from]; s.o.ReportLoss && n.up {
+		n.lostTo |= 1 << to
+		n.dirty = true
+	}
+}

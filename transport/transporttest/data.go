@@ -1,0 +1,182 @@
+package transporttest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand"
+
+	"github.com/typedraft/typedraft/raft"
+)
+
+// sampleConfig is a joint configuration exercising every Server field.
+func sampleConfig(a, b raft.NodeID) raft.Configuration {
+	return raft.Configuration{
+		Servers: []raft.Server{
+			{ID: a, Addr: "addr-of-" + string(a), Suffrage: raft.Voter},
+			{ID: b, Addr: "addr-of-" + string(b), Suffrage: raft.Voter},
+			{ID: "learner-1", Addr: "127.0.0.1:1", Suffrage: raft.Learner},
+		},
+		Old: []raft.Server{
+			{ID: a, Addr: "addr-of-" + string(a), Suffrage: raft.Voter},
+			{ID: "old-2", Addr: "", Suffrage: raft.Voter},
+		},
+	}
+}
+
+// sampleMessages returns one message of every type from -> to, every field
+// set to a distinct non-zero value somewhere, including entries of every
+// type with empty, binary and text data.
+func sampleMessages(from, to raft.NodeID) []raft.Message {
+	var msgs []raft.Message
+	for t := raft.MsgVote; t.Valid(); t++ {
+		k := uint64(t)
+		m := raft.Message{
+			Type:     t,
+			From:     from,
+			To:       to,
+			Term:     1000 + k,
+			LogTerm:  2000 + k,
+			Index:    1<<40 + k,
+			Commit:   3000 + k,
+			Reject:   k%2 == 0,
+			Hint:     4000 + k,
+			HintTerm: 5000 + k,
+			Transfer: k%2 == 1,
+		}
+		if t == raft.MsgApp || t == raft.MsgSnap {
+			m.Entries = []raft.Entry{
+				{Index: 7, Term: 3, Type: raft.EntryCommand, Data: []byte("set x=1")},
+				{Index: 8, Term: 3, Type: raft.EntryNoop},
+				{Index: 9, Term: 4, Type: raft.EntryConfig, Data: []byte{0, 1, 2, 0xfe, 0xff, 0}},
+				{Index: 10, Term: 1<<63 + 5, Type: raft.EntryCommand, Data: bytes.Repeat([]byte{0xa5}, 300)},
+			}
+		}
+		if t == raft.MsgSnap || t == raft.MsgHeartbeat {
+			m.Snapshot = &raft.SnapshotMeta{
+				Index:         1<<33 + k,
+				Term:          77,
+				Configuration: sampleConfig(from, to),
+				ConfigIndex:   1 << 32,
+				Size:          123456789,
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// diffMessage describes how got differs from want, or returns "" if they are
+// equal. Nil and empty slices compare equal.
+func diffMessage(got, want raft.Message) string {
+	if got.Type != want.Type || got.From != want.From || got.To != want.To ||
+		got.Term != want.Term || got.LogTerm != want.LogTerm || got.Index != want.Index ||
+		got.Commit != want.Commit || got.Reject != want.Reject || got.Hint != want.Hint ||
+		got.HintTerm != want.HintTerm || got.Transfer != want.Transfer {
+		return fmt.Sprintf("header fields differ:\n got %s hint=%d hintTerm=%d transfer=%v\nwant %s hint=%d hintTerm=%d transfer=%v",
+			got, got.Hint, got.HintTerm, got.Transfer, want, want.Hint, want.HintTerm, want.Transfer)
+	}
+	if len(got.Entries) != len(want.Entries) {
+		return fmt.Sprintf("%d entries, want %d", len(got.Entries), len(want.Entries))
+	}
+	for i := range want.Entries {
+		g, w := got.Entries[i], want.Entries[i]
+		if g.Index != w.Index || g.Term != w.Term || g.Type != w.Type || !bytes.Equal(g.Data, w.Data) {
+			return fmt.Sprintf("entry %d: got {i%d t%d %s %d bytes}, want {i%d t%d %s %d bytes}",
+				i, g.Index, g.Term, g.Type, len(g.Data), w.Index, w.Term, w.Type, len(w.Data))
+		}
+	}
+	if (got.Snapshot == nil) != (want.Snapshot == nil) {
+		return fmt.Sprintf("snapshot meta present=%v, want %v", got.Snapshot != nil, want.Snapshot != nil)
+	}
+	if want.Snapshot != nil {
+		if d := diffMeta(*got.Snapshot, *want.Snapshot); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+func diffMeta(got, want raft.SnapshotMeta) string {
+	if got.Index != want.Index || got.Term != want.Term || got.ConfigIndex != want.ConfigIndex || got.Size != want.Size {
+		return fmt.Sprintf("snapshot meta: got %+v, want %+v", got, want)
+	}
+	if !equalServers(got.Configuration.Servers, want.Configuration.Servers) ||
+		!equalServers(got.Configuration.Old, want.Configuration.Old) {
+		return fmt.Sprintf("snapshot configuration: got %+v, want %+v", got.Configuration, want.Configuration)
+	}
+	return ""
+}
+
+func equalServers(a, b []raft.Server) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// heartbeat returns a small message from -> to tagged with index.
+func heartbeat(from, to raft.NodeID, index uint64) raft.Message {
+	return raft.Message{Type: raft.MsgHeartbeat, From: from, To: to, Term: 1, Index: index}
+}
+
+// genBlock is the base block of generated snapshot data.
+const genBlock = 1 << 20
+
+// generator is an io.Reader yielding size bytes of deterministic data derived
+// from seed: a fixed pseudo-random block repeated, with each 4 KiB piece
+// stamped with its offset so that no two pieces are equal. It holds only the
+// base block, never the whole stream. onRead, if set, is called with the
+// position after each Read.
+type generator struct {
+	block  []byte
+	size   int64
+	pos    int64
+	onRead func(pos int64)
+}
+
+func newGenerator(seed, size int64) *generator {
+	block := make([]byte, genBlock)
+	rand.New(rand.NewSource(seed)).Read(block)
+	return &generator{block: block, size: size}
+}
+
+// Read implements io.Reader.
+func (g *generator) Read(p []byte) (int, error) {
+	if g.pos >= g.size {
+		return 0, io.EOF
+	}
+	if rem := g.size - g.pos; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n := 0
+	for n < len(p) {
+		off := g.pos + int64(n)
+		in := int(off % genBlock)
+		c := copy(p[n:], g.block[in:])
+		// Stamp the offset over the first 8 bytes of every 4 KiB piece,
+		// byte by byte, so the stream does not depend on read sizes.
+		end := off + int64(c)
+		for s := off &^ 4095; s < end; s += 4096 {
+			var stamp [8]byte
+			binary.LittleEndian.PutUint64(stamp[:], uint64(s))
+			for j := int64(0); j < 8; j++ {
+				if o := s + j; o >= off && o < end {
+					p[n+int(o-off)] = stamp[j]
+				}
+			}
+		}
+		n += c
+	}
+	g.pos += int64(n)
+	if g.onRead != nil {
+		g.onRead(g.pos)
+	}
+	return n, nil
+}
