@@ -25,6 +25,14 @@ type Codec interface {
 // Msgpack returns the default codec: MessagePack via
 // github.com/vmihailenco/msgpack/v5, with struct fields keyed by their
 // `msgpack` tags (falling back to field names).
+//
+// Unmarshal first checks the input with CheckMsgpack(data, MsgpackMaxDepth),
+// because the msgpack library allocates whatever length a header declares
+// (gigabytes for a 5-byte input) and recurses once per nesting level. Input
+// that is not exactly one well-formed value — truncated, declaring lengths
+// beyond its size, nested deeper than MsgpackMaxDepth, or followed by
+// trailing bytes — is rejected with an error matching ErrInvalidMsgpack
+// before any decoding, so decoding allocates in proportion to len(data).
 func Msgpack() Codec { return msgpackCodec{} }
 
 // JSON returns a codec based on encoding/json. Decoding rejects trailing data.
@@ -43,6 +51,9 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 }
 
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
+	if err := CheckMsgpack(data, MsgpackMaxDepth); err != nil {
+		return fmt.Errorf("codec: msgpack unmarshal %d bytes into %T: %w", len(data), v, err)
+	}
 	if err := msgpack.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("codec: msgpack unmarshal %d bytes into %T: %w", len(data), v, err)
 	}

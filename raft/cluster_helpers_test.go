@@ -2,6 +2,9 @@ package raft_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"maps"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,7 +37,8 @@ func (e *kvError) Error() string { return e.Code + ": " + e.Key }
 type kvSM struct {
 	mu      sync.Mutex
 	data    map[string]string
-	applied []string // "index:op:key=val"
+	applied  []string // "index:op:key=val"
+	restores int
 }
 
 func newKV() *kvSM { return &kvSM{data: map[string]string{}} }
@@ -68,6 +72,45 @@ func (s *kvSM) Apply(index uint64, c kvCmd) (string, *kvError) {
 	return "", &kvError{Code: "unknown-op", Key: c.Op}
 }
 
+// Snapshot copies the map: the copy is the point-in-time view.
+func (s *kvSM) Snapshot() (raft.StateSnapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return kvView{data: maps.Clone(s.data), applied: slices.Clone(s.applied)}, nil
+}
+
+func (s *kvSM) Restore(r io.Reader) error {
+	var v kvView
+	if err := json.NewDecoder(r).Decode(&v); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data, s.applied = v.Data, v.Applied
+	s.restores++
+	return nil
+}
+
+type kvView struct {
+	data    map[string]string
+	applied []string
+	Data    map[string]string `json:"d"`
+	Applied []string          `json:"a"`
+}
+
+func (v kvView) Write(w io.Writer) error {
+	return json.NewEncoder(w).Encode(kvView{Data: v.data, Applied: v.applied})
+}
+
+func (v kvView) Release() {}
+
+func (s *kvSM) get(k string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.data[k]
+	return v, ok
+}
+
 func (s *kvSM) log() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -85,16 +128,21 @@ type cluster struct {
 	sms    map[raft.NodeID]*kvSM
 	stores map[raft.NodeID]*memory.Store
 	trs    map[raft.NodeID]*inmem.Transport
+	// tune adjusts every node's config before it starts.
+	tune func(*raft.Config)
 }
 
 func testConfig(id raft.NodeID) raft.Config {
 	return raft.Config{ID: id, TickInterval: 5 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 2}
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t *testing.T, n int, tune ...func(*raft.Config)) *cluster {
 	t.Helper()
 	c := &cluster{t: t, net: inmem.NewNetwork(int64(n)), nodes: map[raft.NodeID]*node{},
 		sms: map[raft.NodeID]*kvSM{}, stores: map[raft.NodeID]*memory.Store{}, trs: map[raft.NodeID]*inmem.Transport{}}
+	if len(tune) > 0 {
+		c.tune = tune[0]
+	}
 	var servers []raft.Server
 	for i := 1; i <= n; i++ {
 		id := raft.NodeID(fmt.Sprintf("n%d", i))
@@ -115,11 +163,29 @@ func newCluster(t *testing.T, n int) *cluster {
 
 func (c *cluster) start(id raft.NodeID) {
 	c.sms[id] = newKV()
-	nd, err := raft.New(testConfig(id), c.sms[id], c.stores[id], c.trs[id])
+	cfg := testConfig(id)
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	nd, err := raft.New(cfg, c.sms[id], c.stores[id], c.trs[id])
 	if err != nil {
 		c.t.Fatalf("new %s: %v", id, err)
 	}
 	c.nodes[id] = nd
+}
+
+// restart stops id and starts it again on the same storage with a fresh,
+// empty state machine and a new transport endpoint.
+func (c *cluster) restart(id raft.NodeID) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.nodes[id].Shutdown(ctx); err != nil {
+		c.t.Fatalf("shutdown %s: %v", id, err)
+	}
+	_ = c.trs[id].Close()
+	c.trs[id] = c.net.Join(id)
+	c.start(id)
 }
 
 func (c *cluster) shutdown() {

@@ -45,6 +45,16 @@ type Config struct {
 	// goroutine and not yet applied (default 65536).
 	MaxApplyBacklog int
 
+	// SnapshotThreshold is how many applied entries trigger an automatic
+	// snapshot, for state machines that implement Snapshotter (default 8192).
+	SnapshotThreshold uint64
+	// DisableAutoSnapshot turns automatic snapshots off (Snapshot still
+	// works).
+	DisableAutoSnapshot bool
+	// TrailingLogs is how many entries stay in the log behind a snapshot, so
+	// that slightly lagging followers catch up from the log (default 1024).
+	TrailingLogs uint64
+
 	// Codec encodes commands into log entries (default codec.Msgpack()).
 	Codec codec.Codec
 	// Logger receives the node's logs (default: silent).
@@ -80,6 +90,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxApplyBacklog <= 0 {
 		c.MaxApplyBacklog = 1 << 16
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 1024
 	}
 	if c.Codec == nil {
 		c.Codec = codec.Msgpack()

@@ -125,9 +125,9 @@ func newCore(cfg coreConfig, storage LogReader, hs HardState, snap SnapshotMeta,
 	if hs.Commit > l.committed {
 		l.committed = min(hs.Commit, l.lastIndex())
 	}
-	// Replay the configuration entries of the log: a configuration takes
-	// effect as soon as it is in the log (§6).
-	if err := c.conf.scan(l, l.firstIndex(), l.lastIndex(), l.committed); err != nil {
+	// Replay the configuration entries of the log after the snapshot: a
+	// configuration takes effect as soon as it is in the log (§6).
+	if err := c.conf.scan(l, max(l.firstIndex(), snap.Index+1), l.lastIndex(), l.committed); err != nil {
 		return nil, err
 	}
 	c.becomeFollower(c.term, "")

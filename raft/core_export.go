@@ -107,6 +107,15 @@ func (n *Core) ReportUnreachable(id NodeID) { n.c.reportUnreachable(id) }
 // succeeded.
 func (n *Core) ReportSnapshot(id NodeID, ok bool) { n.c.snapshotDone(id, ok) }
 
+// ReportSnapshotCreated tells the Core that the snapshot store holds a new
+// snapshot ending at (index, term). The driver may then compact the log up
+// to index; followers whose next entry is compacted are sent this snapshot.
+func (n *Core) ReportSnapshotCreated(index, term uint64) { n.c.snapshotCreated(index, term) }
+
+// Term returns the term of the log entry at index, or an error matching
+// ErrCompacted or ErrUnavailable.
+func (n *Core) Term(index uint64) (uint64, error) { return n.c.log.term(index) }
+
 // Err returns the fatal condition that stopped the Core from making
 // progress (a storage read error, a corrupt configuration entry, an attempt
 // to overwrite a committed entry), or nil.

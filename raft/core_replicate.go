@@ -124,6 +124,14 @@ func (c *core) sendSnapshot(id NodeID, pr *progress) {
 	c.snapshotsToSend = append(c.snapshotsToSend, id)
 }
 
+// snapshotCreated records that the snapshot store now holds a snapshot up
+// to (index, term), the one to send to followers behind compaction.
+func (c *core) snapshotCreated(index, term uint64) {
+	if index > c.snapIndex {
+		c.snapIndex, c.snapTerm = index, term
+	}
+}
+
 // snapshotDone reports the outcome of streaming a snapshot to id.
 func (c *core) snapshotDone(id NodeID, ok bool) {
 	pr := c.prs[id]

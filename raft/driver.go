@@ -41,6 +41,16 @@ type driver struct {
 	watchers chan struct{}
 	lastPub  Status
 
+	// Snapshots (driver_snapshot.go).
+	snapMu      sync.Mutex
+	snapResults *queue[snapResult]
+	snapCreated *queue[SnapshotMeta]
+	restored    chan struct{}
+	// ctx is cancelled when the node stops; bg tracks snapshot senders.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+
 	done     chan struct{}
 	exited   chan struct{}
 	stopOnce sync.Once
@@ -66,6 +76,10 @@ type pendingWaiter struct {
 type applyTask struct {
 	entries []Entry
 	waiters []waiter
+	// restore, when set, replaces the state with this snapshot; restored is
+	// closed once done.
+	restore  *SnapshotMeta
+	restored chan struct{}
 }
 
 func newDriver(cfg Config, store Storage, trans Transport, applyq *queue[applyTask], applied *atomic.Uint64) (*driver, error) {
@@ -84,7 +98,11 @@ func newDriver(cfg Config, store Storage, trans Transport, applyq *queue[applyTa
 		watchers:  make(chan struct{}),
 		done:      make(chan struct{}),
 		exited:    make(chan struct{}),
+
+		snapResults: newQueue[snapResult](0),
+		snapCreated: newQueue[SnapshotMeta](0),
 	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if err := d.restore(); err != nil {
 		return nil, err
 	}
@@ -98,9 +116,9 @@ func (d *driver) restore() error {
 	if err != nil {
 		return fmt.Errorf("raft: read hard state: %w", err)
 	}
-	snap, err := d.store.LatestSnapshot()
-	if err != nil && !errors.Is(err, ErrNoSnapshot) {
-		return fmt.Errorf("raft: read latest snapshot: %w", err)
+	snap, err := reconcileSnapshot(d.store)
+	if err != nil {
+		return err
 	}
 	c, err := newCore(d.cfg.coreConfig(), d.store, hs, snap, newSeededRand(d.cfg.Seed))
 	if err != nil {
@@ -128,8 +146,19 @@ func (d *driver) run() {
 		case <-d.inbox.ready():
 		case <-d.unreach.ready():
 		case <-d.applyWake:
+		case <-d.snapResults.ready():
+		case <-d.snapCreated.ready():
 		case f := <-d.ctrl:
 			f()
+		}
+		for _, r := range d.snapResults.drain() {
+			d.core.snapshotDone(r.id, r.ok)
+		}
+		for _, meta := range d.snapCreated.drain() {
+			if err := d.snapshotCreated(meta); err != nil {
+				d.stop(err)
+				return
+			}
 		}
 		for _, id := range d.unreach.drain() {
 			d.core.reportUnreachable(id)
@@ -171,6 +200,9 @@ func (d *driver) processReady() error {
 		d.sendAll(rd.MessagesAfter)
 		if len(rd.Committed) > 0 {
 			d.handCommitted(rd.Committed)
+		}
+		if len(rd.SnapshotsToSend) > 0 {
+			d.startSnapshotSends(rd.SnapshotsToSend)
 		}
 		if rd.State != Leader || rd.Term != d.leaderTerm {
 			// Entries appended as leader may or may not commit now.
@@ -349,6 +381,9 @@ func (d *driver) stopErr() error {
 // cleanup runs on the driver goroutine as it exits.
 func (d *driver) cleanup() {
 	d.trans.Register(nil)
+	d.cancel()
+	// Snapshot senders see the cancelled context and return.
+	d.bg.Wait()
 	for _, p := range d.props.close() {
 		p.w.fail(ErrShutdown)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 )
 
@@ -159,14 +158,4 @@ func (d *driver) transferLeadership(ctx context.Context, to NodeID) error {
 			return ctx.Err()
 		}
 	}
-}
-
-// installSnapshot is reached only when a leader streams a snapshot, which
-// needs snapshot support in the state machine.
-func (d *driver) installSnapshot(meta SnapshotMeta) error {
-	return fmt.Errorf("raft: install snapshot at index %d: snapshots are not supported by this node", meta.Index)
-}
-
-func (h handler) HandleSnapshot(m Message, r io.Reader) error {
-	return fmt.Errorf("raft: snapshot from %s refused: snapshots are not supported by this node", m.From)
 }

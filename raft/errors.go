@@ -40,6 +40,8 @@ var (
 	ErrEncode = errors.New("raft: encode command")
 	// ErrTooManyProposals: the proposal queue is full; retry later.
 	ErrTooManyProposals = errors.New("raft: too many pending proposals")
+	// ErrNothingToSnapshot: nothing was applied since the last snapshot.
+	ErrNothingToSnapshot = errors.New("raft: nothing to snapshot")
 	// ErrApplyPanic: the state machine panicked in Apply; the node stopped.
 	ErrApplyPanic = errors.New("raft: state machine panicked")
 )

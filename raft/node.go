@@ -27,6 +27,12 @@ type Raft[C any, R any, E ErrorType] struct {
 	validateq *queue[*proposal[C, R, E]]
 	applied   atomic.Uint64
 	wg        sync.WaitGroup
+
+	// Snapshots (node_snapshot.go), owned by the apply goroutine.
+	snapshotter Snapshotter
+	as          applyState
+	snapReqs    *queue[snapshotReq]
+	snapDone    *queue[snapshotOutcome]
 }
 
 // proposal is a command waiting for validation on the apply goroutine.
@@ -60,11 +66,19 @@ func New[C any, R any, E ErrorType](cfg Config, fsm StateMachine[C, R, E], store
 	if v, ok := fsm.(Validator[C, E]); ok {
 		r.validator = v
 	}
+	if s, ok := fsm.(Snapshotter); ok {
+		r.snapshotter = s
+	}
+	r.snapReqs = newQueue[snapshotReq](1024)
+	r.snapDone = newQueue[snapshotOutcome](0)
 	d, err := newDriver(cfg, store, transport, r.applyq, &r.applied)
 	if err != nil {
 		return nil, err
 	}
 	r.d = d
+	if err := r.restoreAtStart(store); err != nil {
+		return nil, err
+	}
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); d.run() }()
 	go func() { defer r.wg.Done(); r.runApply() }()
@@ -189,24 +203,43 @@ func (r *Raft[C, R, E]) runApply() {
 			return
 		case <-r.validateq.ready():
 			r.validateBatch(r.validateq.drain())
+		case <-r.snapReqs.ready():
+			r.as.waitingManual = append(r.as.waitingManual, r.snapReqs.drain()...)
+		case <-r.snapDone.ready():
+			for _, out := range r.snapDone.drain() {
+				if err := r.snapshotWritten(out); err != nil {
+					r.fatal(err, applyTask{})
+					return
+				}
+			}
 		case <-r.applyq.ready():
 			for _, t := range r.applyq.drain() {
 				if err := r.applyTask(t); err != nil {
-					r.d.stop(err)
 					// The entries of t from the failing one on were not applied.
-					for _, w := range t.waiters {
-						if w != nil {
-							w.fail(err)
-						}
-					}
-					<-r.d.exited
-					r.failApplyBacklog()
+					r.fatal(err, t)
 					return
 				}
 			}
 			r.d.applyProgress()
 		}
+		if err := r.maybeSnapshot(); err != nil {
+			r.fatal(err, applyTask{})
+			return
+		}
 	}
+}
+
+// fatal stops the node from the apply goroutine, failing t's waiters and
+// everything queued behind it.
+func (r *Raft[C, R, E]) fatal(err error, t applyTask) {
+	r.d.stop(err)
+	for _, w := range t.waiters {
+		if w != nil {
+			w.fail(err)
+		}
+	}
+	<-r.d.exited
+	r.failApplyBacklog()
 }
 
 func (r *Raft[C, R, E]) validateBatch(ps []*proposal[C, R, E]) {
@@ -225,8 +258,22 @@ func (r *Raft[C, R, E]) validateBatch(ps []*proposal[C, R, E]) {
 }
 
 func (r *Raft[C, R, E]) applyTask(t applyTask) (err error) {
+	if t.restore != nil {
+		if err := r.restoreFrom(r.d.store, *t.restore); err != nil {
+			return err
+		}
+		close(t.restored)
+		return nil
+	}
 	for i := range t.entries {
 		e := &t.entries[i]
+		if e.Index <= r.applied.Load() {
+			// Already covered by a restored snapshot.
+			continue
+		}
+		if err := r.noteApplied(e); err != nil {
+			return err
+		}
 		var w waiter
 		if t.waiters != nil {
 			w = t.waiters[i]
@@ -267,6 +314,10 @@ func (r *Raft[C, R, E]) failApplyBacklog() {
 	for _, p := range r.validateq.close() {
 		p.f.fail(ErrShutdown)
 	}
+	for _, req := range r.snapReqs.close() {
+		req.done <- snapshotOutcome{err: ErrShutdown}
+	}
+	r.finishManual(snapshotOutcome{err: ErrShutdown})
 	for _, t := range r.applyq.close() {
 		for _, w := range t.waiters {
 			if w != nil {

@@ -71,6 +71,10 @@ const (
 	// given index (§5.4.3), applies in order, and applies only committed
 	// entries from its durable log.
 	InvariantStateMachineSafety = "StateMachineSafety"
+	// InvariantCurrentTermCommit: a leader advances its commit index only
+	// to an entry of its own term; earlier entries commit indirectly
+	// (§5.4.2, Figure 8).
+	InvariantCurrentTermCommit = "CurrentTermCommit"
 	// InvariantCommitDurable: a committed entry is durably stored by a
 	// quorum of voters.
 	InvariantCommitDurable = "CommitDurable"

@@ -20,6 +20,11 @@ func (s *sim) injectTickFaults() {
 	if f.RestartAll > 0 && s.rng.Float64() < f.RestartAll {
 		s.restartAll()
 	}
+	if f.CrashLeader > 0 && s.rng.Float64() < f.CrashLeader {
+		if l := s.leader(); l >= 0 {
+			s.crash(s.nodes[l], s.tick+1+s.rng.IntN(s.f.CrashTicks+1))
+		}
+	}
 }
 
 // leader returns the running node that leads in the highest term, or -1.
@@ -193,7 +198,7 @@ func (s *sim) restart(n *node) {
 		return
 	}
 	n.core, n.sm, n.up = core, s.app.newMachine(), true
-	n.phase, n.dirty, n.pausedUntil = phaseIdle, true, 0
+	n.phase, n.dirty, n.pausedUntil, n.leading = phaseIdle, true, 0, false
 	n.pending = map[uint64]*pendingOp{}
 	_, n.term, _, n.commit, n.applied, _ = core.Basic()
 	n.appliedIdx = n.applied

@@ -73,7 +73,19 @@ func (s *sim) checkAll() {
 		case applied > commit:
 			s.failf(InvariantStateMachineSafety, "%s: applied %d is beyond commit %d", n.id, applied, commit)
 		}
+		if st == raft.Leader && n.leading && term == n.term && commit > n.commit {
+			if e, ok := n.viewEntry(commit); ok && e.Term != term {
+				s.failf(InvariantCurrentTermCommit, "%s, leader of term %d, advanced its commit index from %d to %d, an entry of term %d",
+					n.id, term, n.commit, commit, e.Term)
+				return
+			}
+		}
 		n.term, n.commit, n.applied = term, commit, applied
+		n.leading = st == raft.Leader
+		if st == raft.Candidate {
+			// A candidate has voted for itself in its term.
+			s.checkGrant(n, n.idx, raft.Message{Term: term})
+		}
 		if st == raft.Leader {
 			if l, ok := s.g.leaders[term]; !ok {
 				s.g.leaders[term] = n.idx
@@ -117,7 +129,7 @@ func (s *sim) checkReply(n *node, to int, m raft.Message) {
 func (s *sim) checkGrant(n *node, to int, m raft.Message) {
 	k := grantKey{n.idx, m.Term}
 	if prev, ok := s.g.grants[k]; ok && prev != to {
-		s.failf(InvariantVoteOncePerTerm, "%s granted its term-%d vote to %s and then to %s", n.id, m.Term, s.ids[prev], s.ids[to])
+		s.failf(InvariantVoteOncePerTerm, "%s voted for %s in term %d and then for %s", n.id, s.ids[prev], m.Term, s.ids[to])
 		return
 	}
 	s.g.grants[k] = to

@@ -46,6 +46,8 @@ type node struct {
 	dirty bool
 	// Per-incarnation high-water marks (Monotonic).
 	term, commit, applied uint64
+	// leading is whether the node was leader (of term) at the last check.
+	leading bool
 	// appliedIdx is the last index this incarnation applied.
 	appliedIdx uint64
 	// pending maps log index to the client operation proposed there through

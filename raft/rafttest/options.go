@@ -68,6 +68,9 @@ type Options struct {
 	TraceTail int
 	// Trace, if set, receives every event as one line, as it happens.
 	Trace func(line string)
+
+	// skip lists invariants not to fail on (tests of the harness only).
+	skip map[string]bool
 }
 
 // Faults sets how often the simulator injects each fault. Probabilities are
@@ -100,6 +103,10 @@ type Faults struct {
 	// restarts from its durable state after up to CrashTicks.
 	Crash      float64
 	CrashTicks int
+	// CrashLeader is the probability, per tick, that the current leader
+	// crashes (restarting after up to CrashTicks). High rates make the
+	// leader churn of the Raft paper's Figure 8.
+	CrashLeader float64
 	// RestartAll is the probability, per tick, that every node crashes at
 	// once; they restart after up to CrashTicks.
 	RestartAll float64
@@ -153,7 +160,7 @@ func (f *Faults) validate() error {
 		p    float64
 	}{
 		{"Drop", f.Drop}, {"Duplicate", f.Duplicate}, {"Reorder", f.Reorder},
-		{"Partition", f.Partition}, {"OneWay", f.OneWay}, {"Crash", f.Crash},
+		{"Partition", f.Partition}, {"OneWay", f.OneWay}, {"Crash", f.Crash}, {"CrashLeader", f.CrashLeader},
 		{"RestartAll", f.RestartAll}, {"Pause", f.Pause}, {"SlowDisk", f.SlowDisk},
 		{"Burst", f.Burst},
 	}

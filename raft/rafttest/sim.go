@@ -104,6 +104,7 @@ func (s *sim) vary() {
 	scale(&f.Reorder, 1)
 	scale(&f.Partition, 1)
 	scale(&f.Crash, 1)
+	scale(&f.CrashLeader, 1)
 	scale(&f.RestartAll, 1)
 	scale(&f.Pause, 1)
 	scale(&f.SlowDisk, 1)
@@ -127,7 +128,7 @@ func (s *sim) vary() {
 }
 
 func (s *sim) failf(invariant, format string, args ...any) {
-	if s.fail != nil {
+	if s.fail != nil || s.o.skip[invariant] {
 		return
 	}
 	s.fail = &Failure{
@@ -140,9 +141,9 @@ func (s *sim) failf(invariant, format string, args ...any) {
 func (s *sim) setup() string {
 	c, f := s.cfg, s.f0
 	return fmt.Sprintf("nodes=%d clients=%d election=%d heartbeat=%d prevote=%v checkquorum=%v maxmsgentries=%d maxinflight=%d "+
-		"drop=%.3f dup=%.3f delay=%d reorder=%.3f/%d partition=%.4f/%d oneway=%.2f crash=%.5f/%d restartall=%.5f pause=%.4f/%d slowdisk=%.3f/%d burst=%.3f",
+		"drop=%.3f dup=%.3f delay=%d reorder=%.3f/%d partition=%.4f/%d oneway=%.2f crash=%.5f/%d crashleader=%.4f restartall=%.5f pause=%.4f/%d slowdisk=%.3f/%d burst=%.3f",
 		len(s.nodes), s.o.Clients, c.ElectionTicks, c.HeartbeatTicks, !c.DisablePreVote, !c.DisableCheckQuorum, c.MaxMsgEntries, c.MaxInflight,
-		f.Drop, f.Duplicate, f.MaxDelay, f.Reorder, f.ReorderTicks, f.Partition, f.PartitionTicks, f.OneWay, f.Crash, f.CrashTicks,
+		f.Drop, f.Duplicate, f.MaxDelay, f.Reorder, f.ReorderTicks, f.Partition, f.PartitionTicks, f.OneWay, f.Crash, f.CrashTicks, f.CrashLeader,
 		f.RestartAll, f.Pause, f.PauseTicks, f.SlowDisk, f.SlowDiskTicks, f.Burst)
 }
 

@@ -188,7 +188,7 @@ func (s *Store) Save(hs raft.HardState, entries []raft.Entry) error {
 				start, entries[len(entries)-1].Index, errInvalidSave, first, last+1)
 		}
 		for i := 1; i < len(entries); i++ {
-			if entries[i].Index != entries[i-1].Index+1 {
+			if entries[i].Index != entries[i-1].Index+1 || entries[i].Index == 0 {
 				return fmt.Errorf("memory: save entries from %d: %w: entry %d of the batch has index %d after %d, want contiguous indexes",
 					start, errInvalidSave, i, entries[i].Index, entries[i-1].Index)
 			}

@@ -195,3 +195,19 @@ func TestReleasesDiscardedData(t *testing.T) {
 		t.Errorf("%d entries still referenced after the whole log was discarded", got)
 	}
 }
+
+// TestSaveRejectsIndexWrap: a batch whose indexes wrap around 2^64 is not
+// contiguous.
+func TestSaveRejectsIndexWrap(t *testing.T) {
+	s := memory.New()
+	const maxIndex = 1<<64 - 1
+	if err := s.Compact(maxIndex-1, 1); err != nil {
+		t.Fatalf("Compact: %v", err)
+	}
+	if err := s.Save(raft.HardState{}, []raft.Entry{{Index: maxIndex, Term: 1}, {Index: 0, Term: 1}}); err == nil {
+		t.Fatal("Save of indexes wrapping around 2^64 succeeded")
+	}
+	if last, err := s.LastIndex(); err != nil || last != maxIndex-1 {
+		t.Fatalf("LastIndex = %d, %v; want %d", last, err, uint64(maxIndex-1))
+	}
+}

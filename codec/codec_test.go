@@ -1,0 +1,230 @@
+package codec_test
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/typedraft/typedraft/codec"
+)
+
+// command is a typical application command, with the field types whose
+// decoding allocates by declared length.
+type command struct {
+	Op     string            `msgpack:"o" json:"o"`
+	Key    []byte            `msgpack:"k" json:"k"`
+	Vals   []string          `msgpack:"v" json:"v"`
+	Meta   map[string]string `msgpack:"m" json:"m"`
+	Items  []item            `msgpack:"i" json:"i"`
+	Nums   []int64           `msgpack:"n" json:"n"`
+	Big    uint64            `msgpack:"b" json:"b"`
+	Ratio  float64           `msgpack:"r" json:"r"`
+	Ok     bool              `msgpack:"ok" json:"ok"`
+	Nested *command          `msgpack:"x" json:"x"`
+}
+
+type item struct {
+	ID   uint64   `msgpack:"id" json:"id"`
+	Name string   `msgpack:"nm" json:"nm"`
+	Tags []string `msgpack:"tg" json:"tg"`
+}
+
+func sampleCommand() command {
+	return command{
+		Op:    "put",
+		Key:   []byte{0, 1, 2, 0xff},
+		Vals:  []string{"a", "", "ünïcödé", strings.Repeat("long", 100)},
+		Meta:  map[string]string{"k1": "v1", "": "empty key"},
+		Items: []item{{ID: 1, Name: "one", Tags: []string{"x"}}, {ID: math.MaxUint64}},
+		Nums:  []int64{math.MinInt64, -1, 0, 1, math.MaxInt64},
+		Big:   math.MaxUint64,
+		Ratio: 0.1,
+		Ok:    true,
+		Nested: &command{
+			Op:   "nested",
+			Key:  make([]byte, 70_000), // bin32
+			Vals: make([]string, 20),   // array16
+		},
+	}
+}
+
+var codecs = []struct {
+	name string
+	c    codec.Codec
+}{
+	{"msgpack", codec.Msgpack()},
+	{"json", codec.JSON()},
+}
+
+func TestName(t *testing.T) {
+	for _, tc := range codecs {
+		if got := tc.c.Name(); got != tc.name {
+			t.Errorf("Name() = %q, want %q", got, tc.name)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range codecs {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, in := range []command{sampleCommand(), {}} {
+				b, err := tc.c.Marshal(in)
+				if err != nil {
+					t.Fatalf("Marshal: %v", err)
+				}
+				var out command
+				if err := tc.c.Unmarshal(b, &out); err != nil {
+					t.Fatalf("Unmarshal: %v", err)
+				}
+				if !reflect.DeepEqual(normalize(in), normalize(out)) {
+					t.Fatalf("round trip changed the value:\n in  %+v\n out %+v", in, out)
+				}
+			}
+			// Scalars and generic values.
+			for _, in := range []any{"text", uint64(7), true, []any{"a", "b"}} {
+				b, err := tc.c.Marshal(in)
+				if err != nil {
+					t.Fatalf("Marshal(%v): %v", in, err)
+				}
+				out := reflect.New(reflect.TypeOf(in))
+				if err := tc.c.Unmarshal(b, out.Interface()); err != nil {
+					t.Fatalf("Unmarshal(%v): %v", in, err)
+				}
+				if !reflect.DeepEqual(out.Elem().Interface(), in) {
+					t.Fatalf("round trip of %#v gave %#v", in, out.Elem().Interface())
+				}
+			}
+		})
+	}
+}
+
+// normalize maps empty slices and maps to nil, which the codecs do not
+// preserve (msgpack decodes an empty []byte as nil, JSON omits nothing but
+// decodes null as nil).
+func normalize(c command) command {
+	if len(c.Key) == 0 {
+		c.Key = nil
+	}
+	if len(c.Vals) == 0 {
+		c.Vals = nil
+	}
+	if len(c.Meta) == 0 {
+		c.Meta = nil
+	}
+	if len(c.Items) == 0 {
+		c.Items = nil
+	}
+	for i := range c.Items {
+		if len(c.Items[i].Tags) == 0 {
+			c.Items[i].Tags = nil
+		}
+	}
+	if len(c.Nums) == 0 {
+		c.Nums = nil
+	}
+	if c.Nested != nil {
+		n := normalize(*c.Nested)
+		c.Nested = &n
+	}
+	return c
+}
+
+func TestUnmarshalGarbage(t *testing.T) {
+	valid, err := codec.Msgpack().Marshal(sampleCommand())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgpackCases := []struct {
+		name string
+		data []byte
+		// invalid says the input is not well-formed msgpack, so the error
+		// must match codec.ErrInvalidMsgpack.
+		invalid bool
+	}{
+		{"empty", nil, true},
+		{"never-used byte", []byte{0xc1}, true},
+		{"array32 of 2^32-1", []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, true},
+		{"str32 of 2^32-1", []byte{0xdb, 0xff, 0xff, 0xff, 0xff}, true},
+		{"bin32 of 2^32-1", []byte{0xc6, 0xff, 0xff, 0xff, 0xff}, true},
+		{"bin16 of 65535", []byte{0xc5, 0xff, 0xff}, true},
+		{"map32 of 2^32-1", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, true},
+		{"truncated command", valid[:len(valid)/2], true},
+		{"trailing byte", append(append([]byte{}, valid...), 0xc0), true},
+		{"string for a struct", []byte{0xa3, 'a', 'b', 'c'}, false},
+		{"map with an integer where a string goes", []byte{0x81, 0xa1, 'o', 0x05}, false},
+	}
+	for _, tc := range msgpackCases {
+		var v command
+		err := codec.Msgpack().Unmarshal(tc.data, &v)
+		if err == nil {
+			t.Errorf("msgpack: Unmarshal(%s) succeeded", tc.name)
+			continue
+		}
+		if got := errors.Is(err, codec.ErrInvalidMsgpack); got != tc.invalid {
+			t.Errorf("msgpack: Unmarshal(%s): %v; matches ErrInvalidMsgpack: %v, want %v", tc.name, err, got, tc.invalid)
+		}
+		if !strings.Contains(err.Error(), "codec_test.command") {
+			t.Errorf("msgpack: Unmarshal(%s): error %q does not name the target type", tc.name, err)
+		}
+	}
+	for _, data := range []string{"", "{", `{"o": 5}`, `{"o":"x"} {}`, `{"o":"x"}garbage`, "\xff\xfe", `[1,2]`} {
+		var v command
+		if err := codec.JSON().Unmarshal([]byte(data), &v); err == nil {
+			t.Errorf("json: Unmarshal(%q) succeeded", data)
+		}
+	}
+}
+
+func TestMarshalErrors(t *testing.T) {
+	for _, tc := range codecs {
+		for _, v := range []any{make(chan int), func() {}} {
+			if _, err := tc.c.Marshal(v); err == nil {
+				t.Errorf("%s: Marshal(%T) succeeded", tc.name, v)
+			} else if !strings.Contains(err.Error(), fmt.Sprintf("%T", v)) {
+				t.Errorf("%s: Marshal(%T): error %q does not name the type", tc.name, v, err)
+			}
+		}
+	}
+}
+
+// TestConcurrentUse: the codecs are safe for concurrent use (run with
+// -race).
+func TestConcurrentUse(t *testing.T) {
+	for _, tc := range codecs {
+		in := sampleCommand()
+		in.Nested = nil
+		want, err := tc.c.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 20 {
+					b, err := tc.c.Marshal(in)
+					if err != nil || len(b) != len(want) {
+						errs <- fmt.Errorf("%s: Marshal: %d bytes, %v", tc.name, len(b), err)
+						return
+					}
+					var out command
+					if err := tc.c.Unmarshal(b, &out); err != nil || out.Op != in.Op {
+						errs <- fmt.Errorf("%s: Unmarshal: %v", tc.name, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+}
