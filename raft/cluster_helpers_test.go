@@ -3,10 +3,10 @@ package raft_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"maps"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -35,8 +35,8 @@ func (e *kvError) Error() string { return e.Code + ": " + e.Key }
 
 // kvSM is a key-value state machine that records what it applied.
 type kvSM struct {
-	mu      sync.Mutex
-	data    map[string]string
+	mu       sync.Mutex
+	data     map[string]string
 	applied  []string // "index:op:key=val"
 	restores int
 }
