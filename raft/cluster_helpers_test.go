@@ -174,6 +174,16 @@ func (c *cluster) start(id raft.NodeID) {
 	c.nodes[id] = nd
 }
 
+// addNode starts a fresh node (empty storage, not bootstrapped) that a
+// leader can add to the cluster.
+func (c *cluster) addNode(id raft.NodeID) {
+	c.t.Helper()
+	c.ids = append(c.ids, id)
+	c.stores[id] = memory.New()
+	c.trs[id] = c.net.Join(id)
+	c.start(id)
+}
+
 // restart stops id and starts it again on the same storage with a fresh,
 // empty state machine and a new transport endpoint.
 func (c *cluster) restart(id raft.NodeID) {

@@ -55,6 +55,10 @@ type Config struct {
 	// that slightly lagging followers catch up from the log (default 1024).
 	TrailingLogs uint64
 
+	// MaxCatchUpLag is how many entries a learner may be behind the leader
+	// and still count as caught up for promotion (default 1024).
+	MaxCatchUpLag uint64
+
 	// Codec encodes commands into log entries (default codec.Msgpack()).
 	Codec codec.Codec
 	// Logger receives the node's logs (default: silent).
@@ -96,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 1024
+	}
+	if c.MaxCatchUpLag == 0 {
+		c.MaxCatchUpLag = 1024
 	}
 	if c.Codec == nil {
 		c.Codec = codec.Msgpack()

@@ -145,9 +145,18 @@ func (c *core) syncProgress() {
 		}
 		pr.learner = !c.conf.isVoter(id)
 	}
-	for id := range c.prs {
+	for id, pr := range c.prs {
 		if id != c.id && !slices.Contains(members, id) {
-			delete(c.prs, id)
+			// Keep replicating to a departing node until it holds the
+			// configuration that removes it, so that it learns it was removed
+			// and stops campaigning.
+			pr.removed = true
+			pr.learner = true
+			if pr.match >= c.conf.index {
+				delete(c.prs, id)
+			}
+		} else {
+			pr.removed = false
 		}
 	}
 	if c.prs[c.id] == nil {
@@ -172,7 +181,18 @@ func (c *core) afterCommitLeader() {
 	}
 	if !c.conf.isVoter(c.id) {
 		// A leader removed from the configuration steps down once the
-		// configuration without it is committed (thesis §4.2.2).
+		// configuration without it is committed (thesis §4.2.2), handing
+		// over at once to the most up-to-date voter if one is caught up.
+		var best NodeID
+		for _, id := range c.conf.voters() {
+			if pr := c.prs[id]; pr != nil && pr.match == c.log.lastIndex() {
+				best = id
+				break
+			}
+		}
+		if best != "" {
+			c.send(Message{To: best, Type: MsgTimeoutNow}, false)
+		}
 		c.becomeFollower(c.term, "")
 	}
 }

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -201,4 +202,35 @@ func TestCheckQuorum_LeaseIgnoresVote(t *testing.T) {
 	if got := tc.cores["n2"].term; got != term+3 {
 		t.Fatalf("transfer vote request ignored (term %d)", got)
 	}
+}
+
+// Leadership transfer (thesis §3.10): to a caught-up follower it completes
+// within 3 election timeouts of logical time, even when the target first
+// needs entries; proposals are refused meanwhile.
+func TestTransferCompletesWithinThreeElectionTimeouts(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.elect("n1")
+	tc.isolate("n3")
+	for i := 0; i < 5; i++ {
+		if _, err := tc.propose("n1", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.heal()
+	c1 := tc.cores["n1"]
+	if _, err := c1.transferLeadership("n3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c1.propose([]Entry{{Data: []byte("x")}}); err == nil {
+		t.Fatal("leader accepted a proposal during transfer")
+	}
+	limit := 3 * c1.cfg.electionTicks
+	for tick := 0; tick <= limit; tick++ {
+		tc.deliver()
+		if tc.cores["n3"].state == Leader {
+			return
+		}
+		tc.tickAll(1)
+	}
+	t.Fatalf("transfer to n3 not complete after %d ticks", limit)
 }

@@ -47,6 +47,9 @@ type progress struct {
 	// recentActive: heard from since the last check-quorum round.
 	recentActive bool
 	learner      bool
+	// removed: no longer a member; replicated to until it has the
+	// configuration that removed it.
+	removed bool
 	// sentCommit is the commit index last sent in an append.
 	sentCommit uint64
 }

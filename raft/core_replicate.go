@@ -180,6 +180,10 @@ func (c *core) stepLeader(m Message) {
 			} else {
 				c.sendAppend(m.From, false)
 			}
+			if pr.removed && pr.match >= c.conf.index {
+				delete(c.prs, m.From)
+				return
+			}
 			if m.From == c.leadTransferee && pr.match == c.log.lastIndex() {
 				c.send(Message{To: m.From, Type: MsgTimeoutNow}, false)
 			}

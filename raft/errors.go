@@ -42,6 +42,11 @@ var (
 	ErrTooManyProposals = errors.New("raft: too many pending proposals")
 	// ErrNothingToSnapshot: nothing was applied since the last snapshot.
 	ErrNothingToSnapshot = errors.New("raft: nothing to snapshot")
+	// ErrConfigChangePending: a membership change is still in progress
+	// (at most one uncommitted configuration entry exists).
+	ErrConfigChangePending = errors.New("raft: membership change already in progress")
+	// ErrNotCaughtUp: a new voter's log is too far behind the leader's.
+	ErrNotCaughtUp = errors.New("raft: server has not caught up")
 	// ErrApplyPanic: the state machine panicked in Apply; the node stopped.
 	ErrApplyPanic = errors.New("raft: state machine panicked")
 )

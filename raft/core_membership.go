@@ -1,0 +1,80 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Membership changes by joint consensus (§6): a change of the voter set is
+// appended as C(old,new); once that commits the leader appends C(new). A
+// change that only adds or removes learners needs no joint phase.
+
+var (
+	errConfChangePending = errors.New("raft: a configuration change is already in progress")
+	errNotCaughtUp       = errors.New("raft: new voter has not caught up with the leader")
+)
+
+// proposeConfChange appends the configuration servers (the complete new
+// membership, voters and learners) and returns the entry's index. maxLag
+// bounds how far behind the leader's log a new voter may be.
+func (c *core) proposeConfChange(servers []Server, maxLag uint64) (uint64, error) {
+	if c.state != Leader {
+		return 0, errNotLeaderCore
+	}
+	if c.leadTransferee != "" {
+		return 0, errTransferring
+	}
+	if c.conf.cfg.Joint() || c.conf.pendingIndex > c.log.committed || c.conf.index > c.log.committed {
+		return 0, errConfChangePending
+	}
+	next := Configuration{Servers: slices.Clone(servers)}
+	if len(next.Voters()) == 0 {
+		return 0, fmt.Errorf("%w: the change would leave no voters", ErrInvalidConfig)
+	}
+	cur := c.conf.cfg
+	last := c.log.lastIndex()
+	for _, id := range next.Voters() {
+		if slices.Contains(cur.Voters(), id) {
+			continue
+		}
+		pr := c.prs[id]
+		if pr == nil {
+			return 0, fmt.Errorf("%w: %s is not a member; add it as a learner first", errNotCaughtUp, id)
+		}
+		if last-min(pr.match, last) > maxLag {
+			return 0, fmt.Errorf("%w: %s matches %d of %d (allowed lag %d)", errNotCaughtUp, id, pr.match, last, maxLag)
+		}
+	}
+	if !sameIDs(next.Voters(), cur.Voters()) {
+		for _, s := range cur.Servers {
+			if s.Suffrage == Voter {
+				next.Old = append(next.Old, s)
+			}
+		}
+	}
+	c.appendEntries([]Entry{{Type: EntryConfig, Data: encodeConfiguration(next)}})
+	idx := c.log.lastIndex()
+	c.conf.pendingIndex = idx
+	c.bcastAppend()
+	return idx, nil
+}
+
+func sameIDs(a, b []NodeID) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// progressOf returns the leader's view of each member's match index.
+func (c *core) progressOf() map[NodeID]uint64 {
+	if c.state != Leader {
+		return nil
+	}
+	out := make(map[NodeID]uint64, len(c.prs))
+	for id, pr := range c.prs {
+		out[id] = pr.match
+	}
+	return out
+}

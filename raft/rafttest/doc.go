@@ -1,0 +1,58 @@
+// Package rafttest is typedraft's deterministic simulation harness, public
+// so that applications can run their own state machine under the same
+// faults and checks that typedraft's own tests use.
+//
+// # What a run does
+//
+// Run builds a cluster of raft.Core instances (the pure Raft state machine
+// every typedraft node runs), each with simulated stable storage, joined by
+// a simulated network, and drives it with a virtual clock. One seeded random
+// source chooses every event: which message is delivered next, which is
+// dropped, duplicated, delayed or reordered, when a partition starts (with
+// the leader in the minority or in the majority, cutting one or both
+// directions), when a node pauses for longer than an election timeout, when
+// a node crashes (often after it sent a batch's messages but before it
+// saved the batch, losing what was unsaved), when every node restarts at
+// once, and when clients send a burst of proposals. The same seed replays
+// the same run, event for event.
+//
+// Each node carries out its Ready batches in the order raft.Ready documents,
+// with every phase a separate step, so faults land between them: early
+// messages sent; hard state and entries saved; acknowledgements sent,
+// committed entries applied, Advance.
+//
+// Clients submit commands of the workload to the node they believe leads.
+// A command whose outcome a client learns (its node applied it) enters the
+// history with its response; one whose client gave up (timeout, or its node
+// crashed) enters it as Unknown, possibly applied. When the workload is
+// done, every fault is healed and the cluster must settle: one leader, every
+// node holding, committing and applying the same log.
+//
+// # What a run checks
+//
+// After every step: at most one leader per term; one vote per node and term,
+// across restarts; a vote or an acknowledgement leaves a node only once it is
+// durable; the durable vote of a term never changes; log matching (an index
+// and term name one entry and one log prefix for the whole run); leader
+// completeness; a committed entry never changes; a leader commits directly
+// only entries of its own term; every committed entry is durable on a
+// quorum; state machine safety (every node applies the same entry at an
+// index, in order, from its durable log); term, commit and applied never
+// decrease. At the end: every acknowledged operation is applied on every
+// node, and the history is linearizable against the workload's model
+// (checked with github.com/anishathalye/porcupine; a checker timeout is a
+// failure). A broken check stops the run with a *Failure naming the
+// invariant, the seed, the step and the events leading up to it.
+//
+// # Using it for an application
+//
+// Provide a Workload: a constructor for the application's
+// raft.StateMachine[C, R, E], a codec, a random command generator drawing
+// only from the rng it is handed, and a porcupine model of the state
+// machine's sequential behaviour — usually built with Spec.Model from a
+// pure step function. Then call Run with a seed for each test case, or loop
+// over many seeds. Package kvmodel is a complete example.
+//
+// The simulator runs the pure core, not the goroutines of raft.Raft; the
+// application's Validate is not called.
+package rafttest
