@@ -39,6 +39,8 @@ type kvSM struct {
 	data     map[string]string
 	applied  []string // "index:op:key=val"
 	restores int
+	// applyDelay makes Apply slow (a state machine doing real work).
+	applyDelay time.Duration
 }
 
 func newKV() *kvSM { return &kvSM{data: map[string]string{}} }
@@ -51,6 +53,9 @@ func (s *kvSM) Validate(c kvCmd) *kvError {
 }
 
 func (s *kvSM) Apply(index uint64, c kvCmd) (string, *kvError) {
+	if s.applyDelay > 0 {
+		time.Sleep(s.applyDelay)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applied = append(s.applied, fmt.Sprintf("%d:%s:%s=%s", index, c.Op, c.Key, c.Val))

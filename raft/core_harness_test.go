@@ -57,6 +57,35 @@ func (s *testLog) save(hs HardState, ents []Entry) {
 	s.ents = append(s.ents[:at-s.snapIdx-1], ents...)
 }
 
+// compact discards entries up to index, or the whole log if it does not hold
+// (index, term), as LogStore.Compact does.
+func (s *testLog) compact(index, term uint64) {
+	if index <= s.snapIdx {
+		return
+	}
+	if t, err := s.Term(index); err == nil && t == term {
+		s.ents = append([]Entry(nil), s.ents[index-s.snapIdx:]...)
+	} else {
+		s.ents = nil
+	}
+	s.snapIdx, s.snapTerm = index, term
+}
+
+// takeSnapshot records a snapshot of id at index and compacts its log.
+func (tc *testCluster) takeSnapshot(id NodeID, index uint64) {
+	c := tc.cores[id]
+	if index > c.log.applied {
+		tc.t.Fatalf("snapshot of %s at %d beyond applied %d", id, index, c.log.applied)
+	}
+	term, err := c.log.term(index)
+	if err != nil {
+		tc.t.Fatalf("snapshot %s at %d: %v", id, index, err)
+	}
+	tc.snaps[id] = SnapshotMeta{Index: index, Term: term, Configuration: c.conf.cfg.Clone(), ConfigIndex: c.conf.index}
+	c.snapshotCreated(index, term)
+	tc.logs[id].compact(index, term)
+}
+
 // testCluster is a set of cores exchanging messages synchronously through a
 // queue the test controls.
 type testCluster struct {
@@ -69,12 +98,18 @@ type testCluster struct {
 	down   map[NodeID]bool
 	apply  map[NodeID][]Entry
 	config func(*coreConfig)
+	// snaps is each node's newest snapshot (metadata only: core tests do
+	// not model state machine data).
+	snaps map[NodeID]SnapshotMeta
+	// snapSends counts MsgSnap messages sent.
+	snapSends int
 }
 
 func newTestCluster(t *testing.T, n int, opts ...func(*coreConfig)) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, cores: map[NodeID]*core{}, logs: map[NodeID]*testLog{},
-		cut: map[[2]NodeID]bool{}, down: map[NodeID]bool{}, apply: map[NodeID][]Entry{}}
+		cut: map[[2]NodeID]bool{}, down: map[NodeID]bool{}, apply: map[NodeID][]Entry{},
+		snaps: map[NodeID]SnapshotMeta{}}
 	var servers []Server
 	for i := 1; i <= n; i++ {
 		id := NodeID(fmt.Sprintf("n%d", i))
@@ -112,6 +147,17 @@ func (tc *testCluster) process() {
 		for c.hasReady() {
 			rd := c.ready()
 			tc.queue = append(tc.queue, rd.Messages...)
+			if rd.Snapshot != nil {
+				tc.logs[id].compact(rd.Snapshot.Index, rd.Snapshot.Term)
+				tc.snaps[id] = *rd.Snapshot
+				tc.apply[id] = append(tc.apply[id], Entry{Index: rd.Snapshot.Index, Type: EntryNoop, Data: []byte("snapshot")})
+			}
+			for _, to := range rd.SnapshotsToSend {
+				meta := tc.snaps[id]
+				tc.queue = append(tc.queue, Message{Type: MsgSnap, From: id, To: to, Term: c.term, Snapshot: &meta})
+				tc.snapSends++
+				c.snapshotDone(to, true)
+			}
 			if rd.MustSave {
 				tc.logs[id].save(rd.HardState, rd.Entries)
 			}
@@ -226,10 +272,28 @@ func (tc *testCluster) appliedData(id NodeID) []string {
 
 func (tc *testCluster) requireSameLogs() {
 	tc.t.Helper()
-	want := tc.logOf(tc.ids[0])
+	// Compare from the highest first index: compaction may have removed
+	// different prefixes on different nodes.
+	var from uint64
+	for _, id := range tc.ids {
+		from = max(from, tc.cores[id].log.firstIndex())
+	}
+	suffix := func(id NodeID) []string {
+		c := tc.cores[id]
+		ents, err := c.log.slice(from, c.log.lastIndex()+1, 0)
+		if err != nil {
+			tc.t.Fatalf("read log of %s: %v", id, err)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, fmt.Sprintf("%d/%d/%s:%s", e.Index, e.Term, e.Type, e.Data))
+		}
+		return out
+	}
+	want := suffix(tc.ids[0])
 	for _, id := range tc.ids[1:] {
-		if got := tc.logOf(id); !slices.Equal(got, want) {
-			tc.t.Fatalf("log of %s = %v, want %v (as %s)", id, got, want, tc.ids[0])
+		if got := suffix(id); !slices.Equal(got, want) {
+			tc.t.Fatalf("log of %s from %d = %v, want %v (as %s)", id, from, got, want, tc.ids[0])
 		}
 	}
 }

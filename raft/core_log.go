@@ -263,6 +263,9 @@ func (l *raftLog) toApply(maxBytes uint64) []Entry {
 	}
 	ents, err := l.slice(l.applied+1, hi+1, maxBytes)
 	if err != nil {
+		// Committed entries that were never applied are gone: the log was
+		// compacted past the state machine. Stop rather than skip them.
+		l.fail(fmt.Errorf("raft: read committed entries [%d,%d]: %w", l.applied+1, hi, err))
 		return nil
 	}
 	return ents

@@ -53,7 +53,7 @@ func (s *sim) settled() bool {
 	}
 	l := s.nodes[li]
 	_, lterm, _, lcommit, _, llast := l.core.Basic()
-	if lcommit != llast || l.disk.last() != llast || l.disk.ents[llast-1].Term != lterm {
+	if t, err := l.disk.Term(llast); lcommit != llast || l.disk.last() != llast || err != nil || t != lterm {
 		return false
 	}
 	ph := l.disk.prefixHash(llast)
@@ -63,7 +63,7 @@ func (s *sim) settled() bool {
 		}
 		_, term, lead, commit, applied, last := n.core.Basic()
 		if term != lterm || lead != l.id || commit != lcommit || applied != lcommit || last != llast ||
-			n.disk.prefixHash(llast) != ph {
+			n.disk.last() != llast || n.disk.prefixHash(llast) != ph {
 			return false
 		}
 	}
@@ -86,11 +86,14 @@ func (s *sim) describeNodes() string {
 }
 
 // verifyAcked checks that every operation a client saw succeed is, after
-// settling, applied at its index on every node.
+// settling, applied at its index on every node: in its log, or covered by
+// its compacted prefix, which must match the committed log.
 func (s *sim) verifyAcked() {
 	for _, a := range s.wl.acked {
 		for _, n := range s.nodes {
-			if a.index > n.disk.last() || entryHash(n.disk.ents[a.index-1]) != a.hash {
+			e, ok := n.disk.entry(a.index)
+			if (ok && entryHash(e) != a.hash) || (!ok && !s.durableMatches(n, a.index)) ||
+				a.index > uint64(len(s.g.committed)) || s.g.committed[a.index-1].ehash != a.hash {
 				s.failf(InvariantAckedWritesDurable, "acknowledged entry %d term %d is missing from %s after healing", a.index, a.term, n.id)
 				return
 			}
@@ -103,14 +106,14 @@ func (s *sim) verifyAcked() {
 }
 
 // pruneUnknown removes from the history the operations with an unknown
-// outcome whose entry is not in the settled log: they were definitely never
+// outcome whose entry is not in the settled, committed log: they were definitely never
 // applied (had any node applied one, StateMachineSafety would have failed),
 // so they can have no effect. The others stay, as possibly applied.
 func (s *sim) pruneUnknown() {
-	d := s.nodes[0].disk
+	c := s.g.committed
 	gone := map[int]bool{}
 	for _, u := range s.wl.unknown {
-		if u.index > d.last() || d.ents[u.index-1].Term != u.term {
+		if u.index > uint64(len(c)) || c[u.index-1].term != u.term {
 			gone[u.hist] = true
 		}
 	}

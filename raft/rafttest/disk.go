@@ -8,43 +8,57 @@ import (
 	"github.com/typedraft/typedraft/raft"
 )
 
-// disk is one node's simulated stable storage: what survives a crash. It
-// never compacts (the simulator does not take snapshots), so entry i is at
-// ents[i-1]. Alongside each entry it keeps the hash of the whole log prefix
-// ending there, which makes log comparisons O(1).
+// snapshot is a state machine snapshot in a node's snapshot store.
+type snapshot struct {
+	meta raft.SnapshotMeta
+	data []byte
+	// phash is the prefix hash of the log the snapshot covers.
+	phash uint64
+}
+
+// disk is one node's simulated stable storage: what survives a crash. The
+// log holds entries base+1.. (entries up to base are compacted); alongside
+// each entry it keeps the hash of the whole log prefix ending there, which
+// makes log comparisons O(1). snap is the newest committed snapshot.
 //
 // disk implements raft.LogReader for the node's Core.
 type disk struct {
 	hs    raft.HardState
+	base  uint64
+	bterm uint64
+	bhash uint64
 	ents  []raft.Entry
 	phash []uint64
+	snap  *snapshot
 }
 
-func (d *disk) FirstIndex() (uint64, error) { return 1, nil }
+func (d *disk) FirstIndex() (uint64, error) { return d.base + 1, nil }
 
-func (d *disk) LastIndex() (uint64, error) { return uint64(len(d.ents)), nil }
+func (d *disk) LastIndex() (uint64, error) { return d.last(), nil }
 
 func (d *disk) Term(i uint64) (uint64, error) {
-	if i == 0 {
-		return 0, nil
+	switch {
+	case i < d.base:
+		return 0, fmt.Errorf("rafttest: term of %d (compacted to %d): %w", i, d.base, raft.ErrCompacted)
+	case i == d.base:
+		return d.bterm, nil
+	case i > d.last():
+		return 0, fmt.Errorf("rafttest: term of %d (last %d): %w", i, d.last(), raft.ErrUnavailable)
 	}
-	if i > uint64(len(d.ents)) {
-		return 0, fmt.Errorf("rafttest: term of %d (last %d): %w", i, len(d.ents), raft.ErrUnavailable)
-	}
-	return d.ents[i-1].Term, nil
+	return d.ents[i-d.base-1].Term, nil
 }
 
 func (d *disk) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
-	if lo < 1 {
-		return nil, fmt.Errorf("rafttest: entries [%d,%d): %w", lo, hi, raft.ErrCompacted)
+	if lo <= d.base {
+		return nil, fmt.Errorf("rafttest: entries [%d,%d) (compacted to %d): %w", lo, hi, d.base, raft.ErrCompacted)
 	}
-	if hi > uint64(len(d.ents))+1 || lo > hi {
-		return nil, fmt.Errorf("rafttest: entries [%d,%d) (last %d): %w", lo, hi, len(d.ents), raft.ErrUnavailable)
+	if hi > d.last()+1 || lo > hi {
+		return nil, fmt.Errorf("rafttest: entries [%d,%d) (last %d): %w", lo, hi, d.last(), raft.ErrUnavailable)
 	}
 	var out []raft.Entry
 	var size uint64
 	for i := lo; i < hi; i++ {
-		e := d.ents[i-1]
+		e := d.ents[i-d.base-1]
 		size += e.Size()
 		if maxBytes > 0 && len(out) > 0 && size > maxBytes {
 			break
@@ -54,14 +68,26 @@ func (d *disk) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
 	return out, nil
 }
 
-func (d *disk) last() uint64 { return uint64(len(d.ents)) }
+func (d *disk) last() uint64 { return d.base + uint64(len(d.ents)) }
 
-// prefixHash returns the hash of entries [1, i] (0 for i == 0).
+// entry returns the stored entry at i, if it is stored (not compacted).
+func (d *disk) entry(i uint64) (raft.Entry, bool) {
+	if i <= d.base || i > d.last() {
+		return raft.Entry{}, false
+	}
+	return d.ents[i-d.base-1], true
+}
+
+// prefixHash returns the hash of the log prefix [1, i] for i in
+// [base, last] (0 for i == 0, and 0 outside that range).
 func (d *disk) prefixHash(i uint64) uint64 {
-	if i == 0 || i > d.last() {
+	switch {
+	case i == d.base:
+		return d.bhash
+	case i < d.base || i > d.last():
 		return 0
 	}
-	return d.phash[i-1]
+	return d.phash[i-d.base-1]
 }
 
 // save persists hs and ents atomically, truncating the stored log at
@@ -69,16 +95,17 @@ func (d *disk) prefixHash(i uint64) uint64 {
 func (d *disk) save(hs raft.HardState, ents []raft.Entry) error {
 	if len(ents) > 0 {
 		at := ents[0].Index
-		if at < 1 || at > d.last()+1 {
-			return fmt.Errorf("save entries from %d: log ends at %d", at, d.last())
+		if at <= d.base || at > d.last()+1 {
+			return fmt.Errorf("save entries from %d: the log holds (%d, %d]", at, d.base, d.last())
 		}
 		for k := range ents {
 			if ents[k].Index != at+uint64(k) {
 				return fmt.Errorf("save: entry %d of the batch has index %d, want %d", k, ents[k].Index, at+uint64(k))
 			}
 		}
-		d.ents = d.ents[:at-1]
-		d.phash = d.phash[:at-1]
+		keep := at - d.base - 1
+		d.ents = d.ents[:keep]
+		d.phash = d.phash[:keep]
 		prev := d.prefixHash(at - 1)
 		for _, e := range ents {
 			prev = chainHash(prev, e)
@@ -88,6 +115,47 @@ func (d *disk) save(hs raft.HardState, ents []raft.Entry) error {
 	}
 	d.hs = hs
 	return nil
+}
+
+// compact discards entries up to index (raft.LogStore.Compact). If the log
+// holds (index, term) the entries after it stay; otherwise the whole log is
+// discarded and restarts after index, whose prefix hash is then phash.
+func (d *disk) compact(index, term, phash uint64) {
+	if index <= d.base {
+		return
+	}
+	if t, err := d.Term(index); err == nil && t == term {
+		k := index - d.base
+		d.bhash = d.phash[k-1]
+		d.ents = append([]raft.Entry(nil), d.ents[k:]...)
+		d.phash = append([]uint64(nil), d.phash[k:]...)
+	} else {
+		d.ents, d.phash, d.bhash = nil, nil, phash
+	}
+	d.base, d.bterm = index, term
+}
+
+// storeSnapshot makes s the newest snapshot unless a newer one is stored;
+// it reports whether it did.
+func (d *disk) storeSnapshot(s *snapshot) bool {
+	if d.snap != nil && d.snap.meta.Index >= s.meta.Index {
+		return false
+	}
+	d.snap = s
+	return true
+}
+
+// reconcile finishes an install interrupted by a crash, as a driver does on
+// start: if the newest snapshot is ahead of the log or disagrees with it,
+// the log restarts after the snapshot.
+func (d *disk) reconcile() {
+	if d.snap == nil {
+		return
+	}
+	m := d.snap.meta
+	if t, err := d.Term(m.Index); err != nil || t != m.Term {
+		d.compact(m.Index, m.Term, d.snap.phash)
+	}
 }
 
 // chainHash extends the prefix hash prev with e.

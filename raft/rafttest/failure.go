@@ -54,10 +54,11 @@ const (
 	// InvariantVoteStable: once a vote for a term is durable, no later save
 	// changes it.
 	InvariantVoteStable = "VoteStable"
-	// InvariantDurableBeforeReply: a node grants a vote only once the vote
-	// is durable, and acknowledges appended entries only once they are
-	// durable (Figure 2: persist before responding to RPCs).
-	InvariantDurableBeforeReply = "DurableBeforeReply"
+	// InvariantDurableBeforeSend: a node asks for votes only once its own
+	// vote is durable, grants a vote only once the grant is durable, and
+	// acknowledges appended entries only once they are durable (Figure 2:
+	// persist before responding to RPCs).
+	InvariantDurableBeforeSend = "DurableBeforeSend"
 	// InvariantLogMatching: two logs holding an entry with the same index
 	// and term are identical up to it, and hold the same entry (§5.3).
 	InvariantLogMatching = "LogMatching"
@@ -108,16 +109,21 @@ type Report struct {
 	// took, including the final settling.
 	Steps int64
 	Ticks int
-	// Ops is the number of operations in the checked history: Acked ones
-	// with a known outcome plus Unknown ones. Dropped counts proposals that
-	// were definitely not applied (their entry was replaced) and are left
-	// out of the history.
-	Ops, Acked, Unknown, Dropped int
+	// Submitted counts the client operations a leader accepted (Options.Ops
+	// once the workload completes), less those whose clients saw them
+	// dropped. Ops is the number of operations in the checked history:
+	// Acked ones with a known outcome plus Unknown ones. Dropped counts
+	// operations definitely not applied (their entry was replaced, seen by
+	// the client or after settling) and left out of the history.
+	Submitted, Ops, Acked, Unknown, Dropped int
 	// Leaders counts distinct (term, leader) pairs; Crashes, RestartAlls,
 	// Partitions and Pauses count injected faults; Messages counts messages
 	// sent and Lost those dropped by faults or partitions.
 	Leaders, Crashes, RestartAlls, Partitions, Pauses int
-	Messages, Lost                                    int64
+	// Snapshots counts snapshots taken, Installs snapshots installed from a
+	// leader.
+	Snapshots, Installs int
+	Messages, Lost      int64
 	// TraceHash is a hash of every event of the run; two runs with the same
 	// Seed and Options have the same TraceHash.
 	TraceHash uint64
@@ -125,9 +131,9 @@ type Report struct {
 
 // String renders the report on one line.
 func (r Report) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d steps=%d ticks=%d ops=%d acked=%d unknown=%d dropped=%d leaders=%d crashes=%d restart-alls=%d partitions=%d pauses=%d msgs=%d lost=%d hash=%016x",
-		r.Seed, r.Nodes, r.Steps, r.Ticks, r.Ops, r.Acked, r.Unknown, r.Dropped, r.Leaders, r.Crashes,
-		r.RestartAlls, r.Partitions, r.Pauses, r.Messages, r.Lost, r.TraceHash)
+	return fmt.Sprintf("seed=%d nodes=%d steps=%d ticks=%d submitted=%d ops=%d acked=%d unknown=%d dropped=%d leaders=%d crashes=%d restart-alls=%d partitions=%d pauses=%d snapshots=%d installs=%d msgs=%d lost=%d hash=%016x",
+		r.Seed, r.Nodes, r.Steps, r.Ticks, r.Submitted, r.Ops, r.Acked, r.Unknown, r.Dropped, r.Leaders, r.Crashes,
+		r.RestartAlls, r.Partitions, r.Pauses, r.Snapshots, r.Installs, r.Messages, r.Lost, r.TraceHash)
 }
 
 // eventKind names one kind of scheduling step.
@@ -152,6 +158,9 @@ const (
 	evTimeout
 	evSettle
 	evUnreachable
+	evSnapReport
+	evSnapshot
+	evInstall
 )
 
 var eventNames = [...]string{
@@ -159,6 +168,7 @@ var eventNames = [...]string{
 	evAfter: "after", evPropose: "propose", evReject: "reject", evCrash: "crash", evRestart: "restart",
 	evPause: "pause", evResume: "resume", evPartition: "partition", evHeal: "heal",
 	evResolve: "resolve", evTimeout: "timeout", evSettle: "settle", evUnreachable: "unreachable",
+	evSnapReport: "snapshot-report", evSnapshot: "snapshot", evInstall: "install",
 }
 
 // event is one recorded step. Fields not relevant to the kind are zero.
@@ -266,6 +276,10 @@ func (t *tracer) format(e event) string {
 		s += fmt.Sprintf(" term=%d last=%d", e.term, e.a)
 	case evPartition:
 		s += fmt.Sprintf(" minority=%b one-way=%v", e.a, e.b == 1)
+	case evSnapReport:
+		s += fmt.Sprintf(" peer=%s ok=%v", t.name(int(e.a)), e.b == 1)
+	case evSnapshot, evInstall:
+		s += fmt.Sprintf(" index=%d term=%d", e.a, e.term)
 	case evUnreachable:
 		s += fmt.Sprintf(" peers=%b", e.a)
 	case evPause:

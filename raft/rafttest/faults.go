@@ -163,9 +163,11 @@ func (s *sim) crash(n *node, until int) {
 	n.phase, n.rd, n.dirty = phaseIdle, raft.Ready{}, false
 	n.inc++
 	n.pausedUntil, n.downUntil = 0, until
-	s.rep.Lost += int64(s.net.purgeTo(n.idx))
+	for _, e := range s.net.purgeTo(n.idx) {
+		s.lost(e)
+	}
 	s.rep.Crashes++
-	n.lostTo = 0
+	n.lostTo, n.snapReports = 0, nil
 	if s.o.ReportLoss {
 		// The peers' connections to n break.
 		for _, m := range s.nodes {
@@ -192,12 +194,23 @@ func (s *sim) restart(n *node) {
 	cfg := s.cfg
 	cfg.ID = n.id
 	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
-	core, err := raft.NewCore(cfg, n.disk, n.disk.hs, raft.SnapshotMeta{}, rng)
+	n.disk.reconcile()
+	var meta raft.SnapshotMeta
+	sm := s.app.newMachine()
+	if n.disk.snap != nil {
+		meta = n.disk.snap.meta
+		if err := sm.restore(n.disk.snap.data); err != nil {
+			s.failf(InvariantApplication, "restart %s: %v", n.id, err)
+			return
+		}
+	}
+	core, err := raft.NewCore(cfg, n.disk, n.disk.hs, meta, rng)
 	if err != nil {
 		s.failf(InvariantCoreError, "restart %s: %v", n.id, err)
 		return
 	}
-	n.core, n.sm, n.up = core, s.app.newMachine(), true
+	n.core, n.sm, n.up = core, sm, true
+	n.snapAt, n.snapReports = meta.Index, nil
 	n.phase, n.dirty, n.pausedUntil, n.leading = phaseIdle, true, 0, false
 	n.pending = map[uint64]*pendingOp{}
 	_, n.term, _, n.commit, n.applied, _ = core.Basic()

@@ -82,10 +82,6 @@ func (s *sim) checkAll() {
 		}
 		n.term, n.commit, n.applied = term, commit, applied
 		n.leading = st == raft.Leader
-		if st == raft.Candidate {
-			// A candidate has voted for itself in its term.
-			s.checkGrant(n, n.idx, raft.Message{Term: term})
-		}
 		if st == raft.Leader {
 			if l, ok := s.g.leaders[term]; !ok {
 				s.g.leaders[term] = n.idx
@@ -100,39 +96,47 @@ func (s *sim) checkAll() {
 	}
 }
 
-// checkReply checks a message as it leaves n: a granted vote must already
-// be durable and granted to one candidate per term; an acknowledged append
-// must already be durable. A reply for a term older than n's durable term
-// is stale and harmless: n can never act in that term again.
+// checkReply checks a message as it leaves n: a vote request carries n's
+// vote for itself and a grant n's vote for the candidate, each of which must
+// already be durable and be n's only vote in that term; an acknowledged
+// append must already be durable. A message of a term older than n's
+// durable term is stale and harmless: n can never act in that term again.
 func (s *sim) checkReply(n *node, to int, m raft.Message) {
 	hs := n.disk.hs
 	switch {
-	case m.Type == raft.MsgVoteResp && !m.Reject:
-		if hs.Term < m.Term || (hs.Term == m.Term && hs.Vote != m.To) {
-			s.failf(InvariantDurableBeforeReply, "%s grants its term-%d vote to %s, but its durable state is term %d vote %q",
-				n.id, m.Term, m.To, hs.Term, hs.Vote)
-			return
+	case m.Type == raft.MsgVote || (m.Type == raft.MsgVoteResp && !m.Reject):
+		voted := to
+		if m.Type == raft.MsgVote {
+			voted = n.idx
 		}
-		s.checkGrant(n, to, m)
+		if hs.Term < m.Term || (hs.Term == m.Term && hs.Vote != s.ids[voted]) {
+			s.failf(InvariantDurableBeforeSend, "%s sends %s voting for %s in term %d, but its durable state is term %d vote %q",
+				n.id, m.Type, s.ids[voted], m.Term, hs.Term, hs.Vote)
+		}
+		s.checkGrant(n, voted, m.Term)
 	case m.Type == raft.MsgAppResp && !m.Reject && m.Index > 0:
 		// (Index 0 acknowledges nothing: it tells a stale leader the term.)
 		i := m.Index
-		if hs.Term < m.Term || (hs.Term == m.Term && (i > n.disk.last() || n.disk.prefixHash(i) != n.viewHash(i))) {
-			s.failf(InvariantDurableBeforeReply, "%s acknowledges entries up to %d in term %d, but its durable log (term %d) ends at %d or differs there",
+		vh, _ := n.viewHash(i)
+		durable := i < n.disk.base || (i <= n.disk.last() && n.disk.prefixHash(i) == vh)
+		if hs.Term < m.Term || (hs.Term == m.Term && !durable) {
+			s.failf(InvariantDurableBeforeSend, "%s acknowledges entries up to %d in term %d, but its durable log (term %d) ends at %d or differs there",
 				n.id, i, m.Term, hs.Term, n.disk.last())
 		}
 	}
 }
 
-// checkGrant records a granted vote and checks that the voter grants one
-// candidate per term, whatever crashes happened in between.
-func (s *sim) checkGrant(n *node, to int, m raft.Message) {
-	k := grantKey{n.idx, m.Term}
-	if prev, ok := s.g.grants[k]; ok && prev != to {
-		s.failf(InvariantVoteOncePerTerm, "%s voted for %s in term %d and then for %s", n.id, s.ids[prev], m.Term, s.ids[to])
+// checkGrant records that voter voted for candidate in term and checks
+// that it is the voter's only vote in that term, whatever crashes happened
+// in between. Votes are known from the messages that carry them: a vote
+// request (the candidate's vote for itself) and a granted vote.
+func (s *sim) checkGrant(voter *node, candidate int, term uint64) {
+	k := grantKey{voter.idx, term}
+	if prev, ok := s.g.grants[k]; ok && prev != candidate {
+		s.failf(InvariantVoteOncePerTerm, "%s voted for %s in term %d and then for %s", voter.id, s.ids[prev], term, s.ids[candidate])
 		return
 	}
-	s.g.grants[k] = to
+	s.g.grants[k] = candidate
 }
 
 // checkReady runs the checks that need the core's whole log, which the
@@ -157,12 +161,34 @@ func (s *sim) checkReady(n *node) {
 	s.checkCommitDurable(n, commit)
 }
 
+// viewMatches reports whether n's log (as of its latest Ready) agrees with
+// the committed log up to k. A compacted prefix is compared where it ends
+// (the prefix hash there covers everything before it).
+func (s *sim) viewMatches(n *node, k uint64) bool {
+	at := max(k, n.viewBase())
+	if at == 0 {
+		return true
+	}
+	h, ok := n.viewHash(at)
+	return ok && at <= uint64(len(s.g.committed)) && h == s.g.committed[at-1].phash
+}
+
+// durableMatches reports whether n's durable state (log or compacted
+// prefix) holds the committed log up to k.
+func (s *sim) durableMatches(n *node, k uint64) bool {
+	at := max(k, n.disk.base)
+	if at == 0 {
+		return true
+	}
+	return at <= n.disk.last() && at <= uint64(len(s.g.committed)) && n.disk.prefixHash(at) == s.g.committed[at-1].phash
+}
+
 // observeCommit checks n's committed prefix [1, commit] against the
 // committed log and extends it.
 func (s *sim) observeCommit(n *node, commit, term uint64) {
 	g := s.g
 	known := uint64(len(g.committed))
-	if k := min(known, commit); k > 0 && n.viewHash(k) != g.committed[k-1].phash {
+	if k := min(known, commit); k > 0 && !s.viewMatches(n, k) {
 		i := s.firstDifference(n, k)
 		e, _ := n.viewEntry(i)
 		s.failf(InvariantCommittedStable, "%s (commit %d) holds entry %d term %d, but entry %d term %d was committed",
@@ -171,11 +197,13 @@ func (s *sim) observeCommit(n *node, commit, term uint64) {
 	}
 	for i := known + 1; i <= commit; i++ {
 		e, ok := n.viewEntry(i)
+		h, _ := n.viewHash(i)
 		if !ok {
-			s.failf(InvariantCoreError, "%s: commit %d is beyond its log (%d)", n.id, commit, n.viewLast())
+			s.failf(InvariantCommittedStable, "%s commits %d, but entry %d is compacted or missing (log (%d, %d]) and was never seen committed",
+				n.id, commit, i, n.viewBase(), n.viewLast())
 			return
 		}
-		g.committed = append(g.committed, committedEntry{term: e.Term, ehash: entryHash(e), phash: n.viewHash(i), commitTerm: term})
+		g.committed = append(g.committed, committedEntry{term: e.Term, ehash: entryHash(e), phash: h, commitTerm: term})
 	}
 	// Everything up to commit was committed in term `term` or earlier.
 	for j := min(commit, uint64(len(g.committed))); j >= 1 && g.committed[j-1].commitTerm > term; j-- {
@@ -184,11 +212,11 @@ func (s *sim) observeCommit(n *node, commit, term uint64) {
 }
 
 // firstDifference returns the first index at or below k where n's log
-// differs from the committed log.
+// (where not compacted) differs from the committed log.
 func (s *sim) firstDifference(n *node, k uint64) uint64 {
 	for i := uint64(1); i <= k; i++ {
 		e, ok := n.viewEntry(i)
-		if !ok || entryHash(e) != s.g.committed[i-1].ehash {
+		if ok && entryHash(e) != s.g.committed[i-1].ehash {
 			return i
 		}
 	}
@@ -200,7 +228,7 @@ func (s *sim) firstDifference(n *node, k uint64) uint64 {
 func (s *sim) checkLeaderCompleteness(n *node, term uint64) {
 	c := s.g.committed
 	k := uint64(sort.Search(len(c), func(i int) bool { return c[i].commitTerm >= term }))
-	if k == 0 || n.viewHash(k) == c[k-1].phash {
+	if s.viewMatches(n, k) {
 		return
 	}
 	i := s.firstDifference(n, k)
@@ -209,15 +237,14 @@ func (s *sim) checkLeaderCompleteness(n *node, term uint64) {
 }
 
 // checkCommitDurable checks that n's commit index is durably stored, with
-// the same log prefix, by a quorum.
+// the same log prefix, by a quorum (as entries or as a snapshot).
 func (s *sim) checkCommitDurable(n *node, commit uint64) {
 	if commit == 0 {
 		return
 	}
-	ph := n.viewHash(commit)
 	count := 0
 	for _, m := range s.nodes {
-		if m.disk.prefixHash(commit) == ph {
+		if s.durableMatches(m, commit) {
 			count++
 		}
 	}
@@ -268,7 +295,24 @@ func (s *sim) checkApply(n *node, e raft.Entry) {
 	case entryHash(e) != c[e.Index-1].ehash:
 		s.failf(InvariantStateMachineSafety, "%s applies entry %d term %d, but entry %d term %d was committed (and applied elsewhere)",
 			n.id, e.Index, e.Term, e.Index, c[e.Index-1].term)
-	case e.Index > n.disk.last() || entryHash(n.disk.ents[e.Index-1]) != entryHash(e):
+	case !durableEntry(n.disk, e):
 		s.failf(InvariantStateMachineSafety, "%s applies entry %d term %d, which is not in its durable log", n.id, e.Index, e.Term)
+	}
+}
+
+// durableEntry reports whether d's log holds e.
+func durableEntry(d *disk, e raft.Entry) bool {
+	x, ok := d.entry(e.Index)
+	return ok && entryHash(x) == entryHash(e)
+}
+
+// checkSnapshot checks that a snapshot covers the committed log up to its
+// index (it is installed or taken by n).
+func (s *sim) checkSnapshot(n *node, snap *snapshot, what string) {
+	i := snap.meta.Index
+	c := s.g.committed
+	if i > uint64(len(c)) || c[i-1].phash != snap.phash || c[i-1].term != snap.meta.Term {
+		s.failf(InvariantStateMachineSafety, "%s %s a snapshot at %d term %d that does not match the committed log (known committed up to %d)",
+			n.id, what, i, snap.meta.Term, len(c))
 	}
 }

@@ -7,6 +7,10 @@ type envelope struct {
 	m        raft.Message
 	from, to int
 	at       int // earliest tick of delivery
+	// snap is the snapshot a MsgSnap streams; inc the sender's incarnation
+	// (the transfer's outcome is reported to that incarnation only).
+	snap *snapshot
+	inc  int
 }
 
 // network is the simulated network: a first-in first-out queue per directed
@@ -47,18 +51,18 @@ func (nw *network) enqueue(e envelope) {
 }
 
 // purgeTo discards every message to node to (it crashed: its connections
-// are gone).
-func (nw *network) purgeTo(to int) int {
-	lost := 0
+// are gone) and returns them.
+func (nw *network) purgeTo(to int) []envelope {
+	var lost []envelope
 	for from := 0; from < nw.n; from++ {
 		k := from*nw.n + to
-		lost += len(nw.links[k])
+		lost = append(lost, nw.links[k]...)
 		nw.links[k] = nil
 	}
 	kept := nw.strays[:0]
 	for _, e := range nw.strays {
 		if e.to == to {
-			lost++
+			lost = append(lost, e)
 			continue
 		}
 		kept = append(kept, e)

@@ -15,13 +15,19 @@ type phase uint8
 const (
 	// phaseIdle: no Ready in progress; the core may be stepped.
 	phaseIdle phase = iota
-	// phaseSave: Ready.Messages are sent; HardState and Entries must be
-	// saved next.
+	// phaseSave: Ready.Messages are sent; the Snapshot must be installed
+	// and HardState and Entries saved next.
 	phaseSave
 	// phaseAfter: the batch is durable; MessagesAfter must be sent, Committed
 	// applied, and the Ready advanced.
 	phaseAfter
 )
+
+// snapReport is the outcome of streaming a snapshot to peer.
+type snapReport struct {
+	peer int
+	ok   bool
+}
 
 // node is one simulated server.
 type node struct {
@@ -38,8 +44,9 @@ type node struct {
 	phase phase
 	rd    raft.Ready
 	// rdHash holds the prefix hashes of rd.Entries (the core's unstable
-	// tail) while the batch is not saved.
-	rdHash []uint64
+	// tail) while the batch is not saved; rdSnapHash that of rd.Snapshot.
+	rdHash     []uint64
+	rdSnapHash uint64
 	// saveAt is the tick from which a slow save may run.
 	saveAt int
 	// dirty: the core was stepped since its last Ready was taken.
@@ -54,6 +61,11 @@ type node struct {
 	// this incarnation.
 	pending map[uint64]*pendingOp
 
+	// snapReports are outcomes of snapshot transfers the node started, to
+	// report to its core before its next batch.
+	snapReports []snapReport
+	// snapAt is the applied index of the node's last snapshot.
+	snapAt uint64
 	// lostTo is a bit set of peers the transport reports unreachable at
 	// the node's next batch (Options.ReportLoss).
 	lostTo uint64
@@ -67,58 +79,88 @@ func (n *node) paused(tick int) bool { return n.pausedUntil > tick }
 // canStep reports whether the node can take a message, tick or proposal now.
 func (n *node) canStep(tick int) bool { return n.up && !n.paused(tick) && n.phase == phaseIdle }
 
-// viewLast returns the last index of the core's log as of its latest Ready:
-// the durable log with the unsaved tail laid over it.
+// The view: the core's log as of its latest Ready is the durable log with
+// the Ready's unsaved parts laid over it (a snapshot to install, entries to
+// save). The simulator checks the core's log through it.
+
+// viewBase returns the index up to which the view is compacted.
+func (n *node) viewBase() uint64 {
+	if n.phase == phaseSave && n.rd.Snapshot != nil {
+		return n.rd.Snapshot.Index
+	}
+	return n.disk.base
+}
+
+// viewLast returns the last index of the view.
 func (n *node) viewLast() uint64 {
-	if n.phase == phaseSave && len(n.rd.Entries) > 0 {
-		return n.rd.Entries[len(n.rd.Entries)-1].Index
+	if n.phase == phaseSave {
+		if k := len(n.rd.Entries); k > 0 {
+			return n.rd.Entries[k-1].Index
+		}
+		if n.rd.Snapshot != nil {
+			return n.rd.Snapshot.Index
+		}
 	}
 	return n.disk.last()
 }
 
-// viewHash returns the prefix hash at i of the core's log as of its latest
-// Ready (0 if i is beyond it).
-func (n *node) viewHash(i uint64) uint64 {
-	if n.phase == phaseSave && len(n.rd.Entries) > 0 {
-		first := n.rd.Entries[0].Index
-		if i >= first {
-			if k := i - first; k < uint64(len(n.rdHash)) {
-				return n.rdHash[k]
+// viewHash returns the prefix hash at i of the view; ok is false if i is
+// compacted or beyond the view.
+func (n *node) viewHash(i uint64) (uint64, bool) {
+	if n.phase == phaseSave {
+		if k := len(n.rd.Entries); k > 0 && i >= n.rd.Entries[0].Index {
+			if j := i - n.rd.Entries[0].Index; j < uint64(len(n.rdHash)) {
+				return n.rdHash[j], true
 			}
-			return 0
+			return 0, false
+		}
+		if s := n.rd.Snapshot; s != nil {
+			return n.rdSnapHash, i == s.Index
 		}
 	}
-	return n.disk.prefixHash(i)
+	if i < n.disk.base || i > n.disk.last() {
+		return 0, false
+	}
+	return n.disk.prefixHash(i), true
 }
 
-// viewEntry returns the entry at i of the core's log as of its latest Ready.
+// viewEntry returns the entry at i of the view, if it is not compacted.
 func (n *node) viewEntry(i uint64) (raft.Entry, bool) {
-	if n.phase == phaseSave && len(n.rd.Entries) > 0 {
-		first := n.rd.Entries[0].Index
-		if i >= first {
-			if k := i - first; k < uint64(len(n.rd.Entries)) {
-				return n.rd.Entries[k], true
+	if n.phase == phaseSave {
+		if k := len(n.rd.Entries); k > 0 && i >= n.rd.Entries[0].Index {
+			if j := i - n.rd.Entries[0].Index; j < uint64(k) {
+				return n.rd.Entries[j], true
 			}
 			return raft.Entry{}, false
 		}
+		if n.rd.Snapshot != nil {
+			return raft.Entry{}, false
+		}
 	}
-	if i == 0 || i > n.disk.last() {
-		return raft.Entry{}, false
-	}
-	return n.disk.ents[i-1], true
+	return n.disk.entry(i)
 }
 
-// hashReady computes rdHash for the Ready just taken.
+// hashReady computes rdHash (and rdSnapHash) for the Ready just taken.
 func (n *node) hashReady() error {
 	n.rdHash = n.rdHash[:0]
+	var prev, first uint64
+	if s := n.rd.Snapshot; s != nil {
+		if n.disk.snap == nil || n.disk.snap.meta.Index != s.Index || n.disk.snap.meta.Term != s.Term {
+			return fmt.Errorf("the core installs snapshot %d term %d, which is not the newest in the snapshot store", s.Index, s.Term)
+		}
+		n.rdSnapHash = n.disk.snap.phash
+		prev, first = n.rdSnapHash, s.Index+1
+	}
 	if len(n.rd.Entries) == 0 {
 		return nil
 	}
-	first := n.rd.Entries[0].Index
-	if first < 1 || first > n.disk.last()+1 {
-		return fmt.Errorf("ready entries start at %d but the durable log ends at %d", first, n.disk.last())
+	if n.rd.Snapshot == nil {
+		first = n.rd.Entries[0].Index
+		if first <= n.disk.base || first > n.disk.last()+1 {
+			return fmt.Errorf("ready entries start at %d but the durable log holds (%d, %d]", first, n.disk.base, n.disk.last())
+		}
+		prev = n.disk.prefixHash(first - 1)
 	}
-	prev := n.disk.prefixHash(first - 1)
 	for k, e := range n.rd.Entries {
 		if e.Index != first+uint64(k) {
 			return fmt.Errorf("ready entry %d has index %d, want %d", k, e.Index, first+uint64(k))

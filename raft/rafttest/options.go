@@ -40,6 +40,13 @@ type Options struct {
 	// random (settings Core fixes explicitly are kept). A soak with Vary
 	// covers far more interleavings than one fixed mix.
 	Vary bool
+	// SnapshotInterval makes each node snapshot its state machine (if it
+	// implements raft.Snapshotter) once it has applied that many entries
+	// since its last snapshot, then compact its log keeping TrailingLogs
+	// entries behind the snapshot. Zero or negative: no snapshots (with
+	// Vary, zero lets the seed choose; -1 rules snapshots out).
+	SnapshotInterval int
+	TrailingLogs     int
 	// ReportLoss makes the simulated transport tell a sender's core about
 	// lost messages (Core.ReportUnreachable) before its next batch: every
 	// message dropped by a fault or a partition, and every peer that crashed
@@ -239,6 +246,10 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ClientTimeout < 1 || o.MaxTicks < 1 || o.SettleTicks < 1 {
 		return o, fmt.Errorf("%w: ClientTimeout, MaxTicks and SettleTicks must be positive", ErrInvalidOptions)
+	}
+	if o.TrailingLogs < 0 || o.SnapshotInterval > 1<<30 || o.TrailingLogs > 1<<30 {
+		return o, fmt.Errorf("%w: SnapshotInterval = %d, TrailingLogs = %d, want at most 2^30 and TrailingLogs not negative",
+			ErrInvalidOptions, o.SnapshotInterval, o.TrailingLogs)
 	}
 	if o.CheckTimeout == 0 {
 		o.CheckTimeout = 30 * time.Second

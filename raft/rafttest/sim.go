@@ -73,11 +73,16 @@ type sim struct {
 	cands []cand
 	// settling: faults are off and clients submit nothing new.
 	settling bool
+	// bootConf is the cluster's configuration (written at index 1).
+	bootConf raft.Configuration
+	// snapInterval and trailing are the effective snapshot settings.
+	snapInterval, trailing int
 }
 
 func newSim(o Options, a app) *sim {
 	s := &sim{o: o, f: *o.Faults, app: a, cfg: o.Core, index: map[raft.NodeID]int{}}
 	s.rng = rand.New(rand.NewPCG(o.Seed, 0x5eed5eed5eed5eed))
+	s.snapInterval, s.trailing = o.SnapshotInterval, o.TrailingLogs
 	if o.Vary {
 		s.vary()
 	}
@@ -125,6 +130,10 @@ func (s *sim) vary() {
 	if c.MaxInflight == 0 {
 		c.MaxInflight = []int{1, 2, 4, 16, 256}[s.rng.IntN(5)]
 	}
+	if s.snapInterval == 0 {
+		s.snapInterval = []int{0, 0, 10, 30, 100}[s.rng.IntN(5)]
+		s.trailing = []int{0, 2, 10, 50}[s.rng.IntN(4)]
+	}
 }
 
 func (s *sim) failf(invariant, format string, args ...any) {
@@ -140,9 +149,10 @@ func (s *sim) failf(invariant, format string, args ...any) {
 // setup describes the effective settings of the run.
 func (s *sim) setup() string {
 	c, f := s.cfg, s.f0
-	return fmt.Sprintf("nodes=%d clients=%d election=%d heartbeat=%d prevote=%v checkquorum=%v maxmsgentries=%d maxinflight=%d "+
+	return fmt.Sprintf("nodes=%d clients=%d election=%d heartbeat=%d prevote=%v checkquorum=%v maxmsgentries=%d maxinflight=%d snapshot=%d/%d reportloss=%v "+
 		"drop=%.3f dup=%.3f delay=%d reorder=%.3f/%d partition=%.4f/%d oneway=%.2f crash=%.5f/%d crashleader=%.4f restartall=%.5f pause=%.4f/%d slowdisk=%.3f/%d burst=%.3f",
 		len(s.nodes), s.o.Clients, c.ElectionTicks, c.HeartbeatTicks, !c.DisablePreVote, !c.DisableCheckQuorum, c.MaxMsgEntries, c.MaxInflight,
+		s.snapInterval, s.trailing, s.o.ReportLoss,
 		f.Drop, f.Duplicate, f.MaxDelay, f.Reorder, f.ReorderTicks, f.Partition, f.PartitionTicks, f.OneWay, f.Crash, f.CrashTicks, f.CrashLeader,
 		f.RestartAll, f.Pause, f.PauseTicks, f.SlowDisk, f.SlowDiskTicks, f.Burst)
 }
@@ -172,6 +182,7 @@ func (s *sim) run() (Report, error) {
 		s.checkHistory()
 	}
 	s.rep.Steps, s.rep.Ticks, s.rep.TraceHash = s.step, s.tick, s.tr.h.Sum64()
+	s.rep.Submitted = s.wl.submitted
 	if s.fail != nil {
 		return s.rep, s.fail
 	}
@@ -185,7 +196,8 @@ func (s *sim) boot() {
 	for _, id := range s.ids {
 		servers = append(servers, raft.Server{ID: id, Addr: string(id), Suffrage: raft.Voter})
 	}
-	boot := raft.Entry{Index: 1, Term: 1, Type: raft.EntryConfig, Data: raft.EncodeConfiguration(raft.Configuration{Servers: servers})}
+	s.bootConf = raft.Configuration{Servers: servers}
+	boot := raft.Entry{Index: 1, Term: 1, Type: raft.EntryConfig, Data: raft.EncodeConfiguration(s.bootConf)}
 	for i, id := range s.ids {
 		d := &disk{}
 		if err := d.save(raft.HardState{Term: 1}, []raft.Entry{boot}); err != nil {
@@ -311,176 +323,7 @@ func (s *sim) maybeReadyNow(n *node) {
 	}
 }
 
-// takeReady takes the node's Ready and sends its early Messages (phase 1).
-func (s *sim) takeReady(n *node) {
-	n.dirty = false
-	if s.fail != nil {
-		return
-	}
-	if n.lostTo != 0 {
-		s.record(event{kind: evUnreachable, node: n.idx, a: n.lostTo})
-		for j, id := range s.ids {
-			if n.lostTo&(1<<j) != 0 {
-				n.core.ReportUnreachable(id)
-			}
-		}
-		n.lostTo = 0
-	}
-	if !n.core.HasReady() {
-		return
-	}
-	rd := n.core.Ready()
-	// The core builds broadcasts by iterating a map, so the order of
-	// messages to different peers varies from run to run; a stable sort by
-	// destination (keeping each peer's own order) makes runs reproducible.
-	sortByDestination(rd.Messages)
-	sortByDestination(rd.MessagesAfter)
-	n.rd = rd
-	if rd.MustSave {
-		n.phase = phaseSave
-		n.saveAt = s.tick
-		if s.f.SlowDisk > 0 && s.rng.Float64() < s.f.SlowDisk {
-			n.saveAt += 1 + s.rng.IntN(max(1, s.f.SlowDiskTicks))
-		}
-	} else {
-		n.phase = phaseAfter
-	}
-	s.record(event{kind: evReady, node: n.idx, state: rd.State, term: rd.Term,
-		a: uint64(len(rd.Entries)), b: uint64(len(rd.Messages) + len(rd.MessagesAfter)),
-		msg: raft.Message{Commit: rd.HardState.Commit}})
-	if err := n.hashReady(); err != nil {
-		s.failf(InvariantCoreError, "%s: %v", n.id, err)
-		return
-	}
-	if rd.Snapshot != nil || len(rd.SnapshotsToSend) > 0 {
-		s.failf(InvariantCoreError, "%s: the core asked for a snapshot, but the simulator never compacts", n.id)
-		return
-	}
-	s.checkReady(n)
-	for _, m := range rd.Messages {
-		s.send(n, m)
-	}
-}
-
-// save persists the Ready's HardState and Entries (phase 2).
-func (s *sim) save(n *node) {
-	hs, ents := n.rd.HardState, n.rd.Entries
-	s.checkSave(n, hs)
-	if err := n.disk.save(hs, ents); err != nil {
-		s.failf(InvariantCoreError, "%s: %v", n.id, err)
-		return
-	}
-	s.record(event{kind: evSave, node: n.idx, term: hs.Term, a: uint64(len(ents)), b: n.disk.last()})
-	s.checkSaved(n, ents)
-	n.phase = phaseAfter
-}
-
-// after sends MessagesAfter, applies Committed and advances (phase 3).
-func (s *sim) after(n *node) {
-	rd := n.rd
-	for _, m := range rd.MessagesAfter {
-		s.send(n, m)
-	}
-	for _, e := range rd.Committed {
-		s.apply(n, e)
-		if s.fail != nil {
-			return
-		}
-	}
-	n.core.Advance(rd)
-	n.rd, n.phase, n.dirty = raft.Ready{}, phaseIdle, true
-	var to uint64
-	if k := len(rd.Committed); k > 0 {
-		to = rd.Committed[k-1].Index
-	}
-	s.record(event{kind: evAfter, node: n.idx, a: uint64(len(rd.MessagesAfter)), b: to})
-}
-
-func (s *sim) apply(n *node, e raft.Entry) {
-	s.checkApply(n, e)
-	if s.fail != nil {
-		return
-	}
-	n.appliedIdx = e.Index
-	op := n.pending[e.Index]
-	delete(n.pending, e.Index)
-	if e.Type != raft.EntryCommand {
-		if op != nil {
-			s.dropOp(op, n)
-		}
-		return
-	}
-	out, err := n.sm.apply(e)
-	if err != nil {
-		s.failf(InvariantApplication, "%s: %v", n.id, err)
-		return
-	}
-	if op == nil {
-		return
-	}
-	if op.term != e.Term {
-		s.dropOp(op, n)
-		return
-	}
-	s.resolveOp(op, out, entryHash(e))
-}
-
-// send puts m on the network, subject to partitions and message faults.
-func (s *sim) send(n *node, m raft.Message) {
-	s.rep.Messages++
-	to, ok := s.index[m.To]
-	if !ok {
-		s.failf(InvariantCoreError, "%s sent %s to an unknown node", n.id, m)
-		return
-	}
-	s.checkReply(n, to, m)
-	if s.fail != nil {
-		return
-	}
-	if !s.nodes[to].up || s.net.isCut(n.idx, to) || (s.f.Drop > 0 && s.rng.Float64() < s.f.Drop) {
-		s.lost(n.idx, to)
-		s.record(event{kind: evDrop, node: to, msg: m, hasM: true, a: uint64(len(m.Entries))})
-		return
-	}
-	e := envelope{m: m, from: n.idx, to: to}
-	if s.f.Reorder > 0 && s.rng.Float64() < s.f.Reorder {
-		e.at = s.tick + 1 + s.rng.IntN(max(1, s.f.ReorderTicks))
-		s.net.strays = append(s.net.strays, e)
-	} else {
-		e.at = s.tick + s.rng.IntN(s.f.MaxDelay+1)
-		s.net.enqueue(e)
-	}
-	if s.f.Duplicate > 0 && s.rng.Float64() < s.f.Duplicate {
-		d := e
-		d.at = s.tick + s.rng.IntN(s.f.MaxDelay+s.f.ReorderTicks+1)
-		s.net.strays = append(s.net.strays, d)
-	}
-}
-
-func (s *sim) deliver(e envelope) {
-	if s.net.isCut(e.from, e.to) {
-		s.lost(e.from, e.to)
-		s.record(event{kind: evDrop, node: e.to, msg: e.m, hasM: true, a: uint64(len(e.m.Entries))})
-		return
-	}
-	n := s.nodes[e.to]
-	s.record(event{kind: evDeliver, node: e.to, msg: e.m, hasM: true, a: uint64(len(e.m.Entries))})
-	n.core.Step(e.m)
-	n.dirty = true
-	s.maybeReadyNow(n)
-}
-
 // sortByDestination stably sorts msgs by their destination.
 func sortByDestination(msgs []raft.Message) {
 	slices.SortStableFunc(msgs, func(a, b raft.Message) int { return strings.Compare(string(a.To), string(b.To)) })
-}
-
-// lost counts a message lost on the link from->to and, with
-// Options.ReportLoss, queues the report for the sender.
-func (s *sim) lost(from, to int) {
-	s.rep.Lost++
-	if n := s.nodes[from]; s.o.ReportLoss && n.up {
-		n.lostTo |= 1 << to
-		n.dirty = true
-	}
 }

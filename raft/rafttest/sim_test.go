@@ -39,8 +39,17 @@ func simOptions(seed uint64) rafttest.Options {
 	return o
 }
 
+// replay is the command that reproduces seed of test name, with the flags
+// that change what a seed does.
 func replay(name string, seed uint64) string {
-	return fmt.Sprintf("go test ./raft/rafttest -run '^%s$' -seed=%d -v", name, seed)
+	extra := ""
+	if *flagOps != 1000 {
+		extra += fmt.Sprintf(" -ops=%d", *flagOps)
+	}
+	if *flagSilent {
+		extra += " -silentloss"
+	}
+	return fmt.Sprintf("go test ./raft/rafttest -run '^%s$' -seed=%d%s -v", name, seed, extra)
 }
 
 // seedsToRun returns the seeds selected by the flags.
@@ -117,9 +126,10 @@ func TestSimulation(t *testing.T) {
 		}
 		return rafttest.Run(o, w)
 	})
-	var ops, acked, unknown, crashes, parts, pauses, restarts, leaders int
+	var submitted, ops, acked, unknown, crashes, parts, pauses, restarts, leaders, snaps, installs int
 	var steps int64
 	for _, r := range reports {
+		submitted += r.Submitted
 		ops += r.Ops
 		acked += r.Acked
 		unknown += r.Unknown
@@ -129,15 +139,17 @@ func TestSimulation(t *testing.T) {
 		restarts += r.RestartAlls
 		leaders += r.Leaders
 		steps += r.Steps
-		if r.Ops < *flagOps {
-			t.Logf("seed %d completed only %d of %d operations", r.Seed, r.Ops, *flagOps)
+		snaps += r.Snapshots
+		installs += r.Installs
+		if r.Submitted < *flagOps {
+			t.Logf("seed %d submitted only %d of %d operations", r.Seed, r.Submitted, *flagOps)
 		}
 		if *flagSeed >= 0 {
 			t.Log(r)
 		}
 	}
-	t.Logf("%d seeds passed in %v: %d operations (%d acknowledged, %d unknown), %d steps, %d leaders, %d crashes, %d restart-alls, %d partitions, %d pauses",
-		len(reports), time.Since(start).Round(time.Millisecond), ops, acked, unknown, steps, leaders, crashes, restarts, parts, pauses)
+	t.Logf("%d seeds passed in %v: %d client operations submitted, %d checked (%d acknowledged, %d unknown); %d steps, %d leaders, %d crashes, %d restart-alls, %d partitions, %d pauses, %d snapshots taken, %d installed",
+		len(reports), time.Since(start).Round(time.Millisecond), submitted, ops, acked, unknown, steps, leaders, crashes, restarts, parts, pauses, snaps, installs)
 }
 
 // TestDeterminism runs seeds twice and checks that the runs are identical,

@@ -1,6 +1,8 @@
 package rafttest
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -19,7 +21,10 @@ import (
 type Workload[C any, R any, E raft.ErrorType] struct {
 	// NewStateMachine returns a fresh, empty state machine. It is called
 	// once per node at start and again every time a node restarts after a
-	// crash (the node re-applies its committed log). Required.
+	// crash (the node restores its newest snapshot, if any, and re-applies
+	// its committed log). If it implements raft.Snapshotter, nodes take
+	// snapshots and compact their logs (Options.SnapshotInterval), and
+	// leaders send snapshots to followers that fell behind. Required.
 	NewStateMachine func() raft.StateMachine[C, R, E]
 	// Codec encodes commands into log entries (default codec.Msgpack()).
 	Codec codec.Codec
@@ -157,6 +162,11 @@ func (s Spec[S, C, R, E]) Model() porcupine.Model {
 type machine interface {
 	// apply applies a committed command entry and returns its Outcome.
 	apply(e raft.Entry) (any, error)
+	// snapshot returns the state's bytes; ok is false if the state machine
+	// does not implement raft.Snapshotter.
+	snapshot() (data []byte, ok bool, err error)
+	// restore replaces the state with a snapshot's bytes.
+	restore(data []byte) error
 }
 
 type typedMachine[C any, R any, E raft.ErrorType] struct {
@@ -171,6 +181,34 @@ func (m typedMachine[C, R, E]) apply(e raft.Entry) (any, error) {
 	}
 	v, err := m.sm.Apply(e.Index, cmd)
 	return Outcome[R, E]{Value: v, Err: err}, nil
+}
+
+func (m typedMachine[C, R, E]) snapshot() ([]byte, bool, error) {
+	sn, ok := m.sm.(raft.Snapshotter)
+	if !ok {
+		return nil, false, nil
+	}
+	view, err := sn.Snapshot()
+	if err != nil {
+		return nil, true, fmt.Errorf("snapshot: %w", err)
+	}
+	defer view.Release()
+	var b bytes.Buffer
+	if err := view.Write(&b); err != nil {
+		return nil, true, fmt.Errorf("write snapshot: %w", err)
+	}
+	return b.Bytes(), true, nil
+}
+
+func (m typedMachine[C, R, E]) restore(data []byte) error {
+	sn, ok := m.sm.(raft.Snapshotter)
+	if !ok {
+		return errors.New("restore: the state machine does not implement raft.Snapshotter")
+	}
+	if err := sn.Restore(bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	return nil
 }
 
 // app is the untyped view of a Workload.

@@ -10,8 +10,11 @@
 package kvmodel
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"maps"
 	"math/rand/v2"
 
 	"github.com/typedraft/typedraft/raft"
@@ -121,7 +124,36 @@ func (s *Store) Get(key string) (string, bool) {
 	return v, ok
 }
 
-var _ raft.StateMachine[Command, Response, *Error] = (*Store)(nil)
+// Snapshot returns a copy of the map (raft.Snapshotter).
+func (s *Store) Snapshot() (raft.StateSnapshot, error) { return storeSnapshot(maps.Clone(s.m)), nil }
+
+// Restore replaces the map with one written by a snapshot
+// (raft.Snapshotter). It returns an error for malformed data.
+func (s *Store) Restore(r io.Reader) error {
+	m := map[string]string{}
+	if err := json.NewDecoder(r).Decode(&m); err != nil {
+		return fmt.Errorf("kvmodel: restore snapshot: %w", err)
+	}
+	s.m = m
+	return nil
+}
+
+// storeSnapshot is a point-in-time copy of a Store's map.
+type storeSnapshot map[string]string
+
+// Write writes the map as JSON (keys sorted, so equal states write equal
+// bytes).
+func (v storeSnapshot) Write(w io.Writer) error {
+	return json.NewEncoder(w).Encode(map[string]string(v))
+}
+
+// Release does nothing: the copy needs no cleanup.
+func (v storeSnapshot) Release() {}
+
+var (
+	_ raft.StateMachine[Command, Response, *Error] = (*Store)(nil)
+	_ raft.Snapshotter                             = (*Store)(nil)
+)
 
 // KeyState is the specification's state of one key.
 type KeyState struct {

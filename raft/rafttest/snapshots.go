@@ -1,0 +1,116 @@
+package rafttest
+
+import (
+	"slices"
+
+	"github.com/typedraft/typedraft/raft"
+)
+
+// maybeSnapshot takes a snapshot of n's state machine at its applied index
+// once SnapshotInterval entries were applied since the last one, tells the
+// core, and compacts the log keeping TrailingLogs entries, as a driver does.
+func (s *sim) maybeSnapshot(n *node) {
+	iv := s.snapInterval
+	if iv <= 0 || n.appliedIdx < n.snapAt+uint64(iv) || n.appliedIdx <= n.disk.base {
+		return
+	}
+	a := n.appliedIdx
+	if n.disk.snap != nil && n.disk.snap.meta.Index >= a {
+		n.snapAt = n.disk.snap.meta.Index
+		return
+	}
+	data, ok, err := n.sm.snapshot()
+	if !ok {
+		s.snapInterval = 0 // the state machine cannot snapshot
+		return
+	}
+	if err != nil {
+		s.failf(InvariantApplication, "%s: %v", n.id, err)
+		return
+	}
+	term, err := n.disk.Term(a)
+	if err != nil {
+		s.failf(InvariantCoreError, "%s: term of applied entry %d: %v", n.id, a, err)
+		return
+	}
+	snap := &snapshot{
+		meta: raft.SnapshotMeta{Index: a, Term: term, Configuration: s.bootConf.Clone(), ConfigIndex: 1,
+			Size: int64(len(data))},
+		data: data, phash: n.disk.prefixHash(a),
+	}
+	s.checkSnapshot(n, snap, "takes")
+	n.disk.storeSnapshot(snap)
+	n.snapAt = a
+	n.core.ReportSnapshotCreated(a, term)
+	s.rep.Snapshots++
+	s.record(event{kind: evSnapshot, node: n.idx, a: a, term: term})
+	if a > uint64(s.trailing) {
+		to := a - uint64(s.trailing)
+		if t, err := n.disk.Term(to); err == nil && to > n.disk.base {
+			n.disk.compact(to, t, 0)
+		}
+	}
+}
+
+// sendSnapshot streams n's newest snapshot to peer id (Ready.SnapshotsToSend).
+func (s *sim) sendSnapshot(n *node, id raft.NodeID, term uint64) {
+	if n.disk.snap == nil {
+		s.failf(InvariantCoreError, "%s: the core asks to send a snapshot to %s, but none was taken", n.id, id)
+		return
+	}
+	meta := n.disk.snap.meta
+	m := raft.Message{Type: raft.MsgSnap, From: n.id, To: id, Term: term, Snapshot: &meta}
+	s.sendEnvelope(n, m, n.disk.snap)
+}
+
+// receiveSnapshot stores a streamed snapshot in n's snapshot store before
+// the core is stepped with its announcement, as a driver's HandleSnapshot
+// does, and reports the transfer's success to the sender. It returns the
+// announcement to step the core with: if the store already holds a newer
+// snapshot (one an earlier, stale leader sent, which the core ignored), the
+// core is told of that one, so that whatever it installs is the store's
+// newest. Every snapshot covers a committed prefix, so either is safe.
+func (s *sim) receiveSnapshot(n *node, e envelope) raft.Message {
+	m := e.m
+	if !n.disk.storeSnapshot(e.snap) {
+		meta := n.disk.snap.meta
+		m.Snapshot = &meta
+	}
+	if from := s.nodes[e.from]; from.up && from.inc == e.inc {
+		from.snapReports = append(from.snapReports, snapReport{peer: e.to, ok: true})
+		from.dirty = true
+	}
+	return m
+}
+
+// install installs the snapshot the core accepted: the log restarts after
+// it and the state machine is restored from it. Operations proposed
+// through n at indexes the snapshot covers can no longer be answered.
+func (s *sim) install(n *node, meta raft.SnapshotMeta) {
+	snap := n.disk.snap
+	if snap == nil || snap.meta.Index != meta.Index {
+		s.failf(InvariantCoreError, "%s: install snapshot %d, which is not the newest stored", n.id, meta.Index)
+		return
+	}
+	s.checkSnapshot(n, snap, "installs")
+	n.disk.compact(meta.Index, meta.Term, snap.phash)
+	if err := n.sm.restore(snap.data); err != nil {
+		s.failf(InvariantApplication, "%s: %v", n.id, err)
+		return
+	}
+	n.appliedIdx, n.snapAt = meta.Index, meta.Index
+	s.rep.Installs++
+	s.record(event{kind: evInstall, node: n.idx, a: meta.Index, term: meta.Term})
+	var covered []uint64
+	for i := range n.pending {
+		if i <= meta.Index {
+			covered = append(covered, i)
+		}
+	}
+	slices.Sort(covered)
+	for _, i := range covered {
+		op := n.pending[i]
+		delete(n.pending, i)
+		s.unknownOp(op)
+	}
+}
