@@ -33,6 +33,7 @@ func (d *driver) changeMembership(ctx context.Context, edit func(cur Configurati
 		case errors.Is(err, errNotCaughtUp):
 			err = fmt.Errorf("%w: %w", ErrNotCaughtUp, err)
 		}
+		d.publishStatus()
 	}); e != nil {
 		return e
 	}

@@ -133,6 +133,9 @@ func (d *driver) transferLeadership(ctx context.Context, to NodeID) error {
 		if errors.Is(err, errNotLeaderCore) {
 			err = d.notLeader()
 		}
+		// Publish the transfer now, so the wait below never sees the
+		// status from before it started.
+		d.publishStatus()
 	}); e != nil {
 		return e
 	}
