@@ -126,7 +126,7 @@ type node = raft.Raft[kvCmd, string, *kvError]
 
 // cluster is an in-process cluster over transport/inmem and store/memory.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	net    *inmem.Network
 	ids    []raft.NodeID
 	nodes  map[raft.NodeID]*node
@@ -141,7 +141,18 @@ func testConfig(id raft.NodeID) raft.Config {
 	return raft.Config{ID: id, TickInterval: 5 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 2}
 }
 
+func newBenchCluster(b *testing.B) *cluster {
+	return newClusterTB(b, 3, func(c *raft.Config) {
+		c.DisableAutoSnapshot = true
+		c.TickInterval = 20 * time.Millisecond
+	})
+}
+
 func newCluster(t *testing.T, n int, tune ...func(*raft.Config)) *cluster {
+	return newClusterTB(t, n, tune...)
+}
+
+func newClusterTB(t testing.TB, n int, tune ...func(*raft.Config)) *cluster {
 	t.Helper()
 	c := &cluster{t: t, net: inmem.NewNetwork(int64(n)), nodes: map[raft.NodeID]*node{},
 		sms: map[raft.NodeID]*kvSM{}, stores: map[raft.NodeID]*memory.Store{}, trs: map[raft.NodeID]*inmem.Transport{}}
@@ -219,7 +230,7 @@ func (c *cluster) shutdown() {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

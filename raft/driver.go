@@ -204,7 +204,7 @@ func (d *driver) processReady() error {
 		if len(rd.SnapshotsToSend) > 0 {
 			d.startSnapshotSends(rd.SnapshotsToSend)
 		}
-		if rd.State != Leader || rd.Term != d.leaderTerm {
+		if (rd.State != Leader || rd.Term != d.leaderTerm) && len(d.pending) > 0 {
 			// Entries appended as leader may or may not commit now.
 			d.failPending(indeterminate(ErrLeadershipLost))
 			d.leaderTerm = 0

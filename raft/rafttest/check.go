@@ -3,6 +3,7 @@ package rafttest
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -150,16 +151,21 @@ func (s *sim) checkHistory() {
 	}
 }
 
-// describeHistory renders the history compactly (at most 60 operations per
-// partition of the model) for a linearizability failure.
+// describeHistory renders the history compactly (at most 60 operations of
+// the first non-linearizable partition of the model) for a linearizability
+// failure.
 func (s *sim) describeHistory() string {
-	parts := [][]porcupine.Operation{s.wl.history}
-	if s.app.model.Partition != nil {
-		parts = s.app.model.Partition(s.wl.history)
+	return describeHistory(s.app.model, s.wl.history, s.o.CheckTimeout)
+}
+
+func describeHistory(model porcupine.Model, history []porcupine.Operation, timeout time.Duration) string {
+	parts := [][]porcupine.Operation{history}
+	if model.Partition != nil {
+		parts = model.Partition(history)
 	}
 	var b strings.Builder
 	for _, p := range parts {
-		if len(parts) > 1 && porcupine.CheckOperationsTimeout(s.app.model, p, s.o.CheckTimeout) != porcupine.Illegal {
+		if len(parts) > 1 && porcupine.CheckOperationsTimeout(model, p, timeout) != porcupine.Illegal {
 			continue
 		}
 		b.WriteString("\nnon-linearizable partition:")
@@ -173,8 +179,8 @@ func (s *sim) describeHistory() string {
 				ret = fmt.Sprint(op.Return)
 			}
 			desc := fmt.Sprintf("%+v -> %v", op.Input, op.Output)
-			if s.app.model.DescribeOperation != nil {
-				desc = s.app.model.DescribeOperation(op.Input, op.Output)
+			if model.DescribeOperation != nil {
+				desc = model.DescribeOperation(op.Input, op.Output)
 			}
 			fmt.Fprintf(&b, "\n  client %d [%d, %s] %s", op.ClientId, op.Call, ret, desc)
 		}

@@ -221,6 +221,10 @@ type cluster[C any, R any, E raft.ErrorType] struct {
 	unknown map[int]*raft.Future[R, E]
 	rep     ClusterReport
 	fail    *Failure
+	// applied records what every node applies; final is the settled
+	// cluster's commit index.
+	applied *appliedLog
+	final   uint64
 }
 
 func (c *cluster[C, R, E]) failf(invariant, format string, args ...any) {
@@ -246,6 +250,7 @@ func (c *cluster[C, R, E]) run(ctx context.Context) (ClusterReport, error) {
 	c.leaders = map[uint64]raft.NodeID{}
 	c.unknown = map[int]*raft.Future[R, E]{}
 	c.rep = ClusterReport{Seed: c.o.Seed, Nodes: c.o.Nodes}
+	c.applied = &appliedLog{codec: c.codec, cmds: map[uint64][]byte{}, fail: c.failf}
 	var servers []raft.Server
 	for i := 0; i < c.o.Nodes; i++ {
 		id := raft.NodeID(fmt.Sprintf("n%d", i+1))
@@ -312,7 +317,7 @@ func (c *cluster[C, R, E]) startNode(n *liveNode[C, R, E]) error {
 		c.o.Configure(&cfg)
 	}
 	tr := c.net.Join(n.id)
-	node, err := raft.New(cfg, c.w.NewStateMachine(), n.store, tr)
+	node, err := raft.New(cfg, recorder(c.w.NewStateMachine(), n.id, c.applied), n.store, tr)
 	if err != nil {
 		_ = tr.Close()
 		return fmt.Errorf("rafttest: start %s: %w", n.id, err)

@@ -18,8 +18,11 @@
 //
 // Each node carries out its Ready batches in the order raft.Ready documents,
 // with every phase a separate step, so faults land between them: early
-// messages sent; hard state and entries saved; acknowledgements sent,
-// committed entries applied, Advance.
+// messages sent; snapshot installed, hard state and entries saved;
+// acknowledgements sent, committed entries applied, snapshots streamed,
+// Advance. If the workload's state machine implements raft.Snapshotter,
+// nodes also snapshot and compact their logs, and leaders bring lagging
+// followers up to date with snapshots that travel the same faulty network.
 //
 // Clients submit commands of the workload to the node they believe leads.
 // A command whose outcome a client learns (its node applied it) enters the
@@ -55,4 +58,23 @@
 //
 // The simulator runs the pure core, not the goroutines of raft.Raft; the
 // application's Validate is not called.
+//
+// # Replaying a failure
+//
+// A *Failure carries the seed; the same Options with that Seed replay the
+// run exactly, and Options.Trace prints every event. typedraft's own tests
+// print the command that does this, e.g.
+//
+//	go test ./raft/rafttest -run '^TestSimulation$' -seed=1234 -v
+//
+// and run many seeds with -seeds=N (and -first=K) for soaks.
+//
+// # The real driver
+//
+// RunCluster runs the same Workload on real raft.Raft[C, R, E] nodes over
+// transport/inmem and store/memory, with faults injected in real time, and
+// checks the outcomes of the typed futures with the same model. It cannot
+// replay a run exactly (goroutine scheduling is real) but catches what only
+// the typed API can get wrong, such as a future resolved with the wrong
+// result.
 package rafttest

@@ -17,7 +17,8 @@ type Failure struct {
 	// Seed is the run's seed.
 	Seed uint64
 	// Step is the scheduling step (every event is one step) at which the
-	// violation was seen, and Tick the virtual time.
+	// violation was seen, and Tick the virtual time (both 0 for RunCluster,
+	// which runs in real time).
 	Step int64
 	Tick int
 	// Invariant names what broke: one of the Invariant* constants.
@@ -33,8 +34,12 @@ type Failure struct {
 // Error renders the failure with its trace tail.
 func (f *Failure) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rafttest: invariant %s violated (seed %d, step %d, tick %d): %s",
-		f.Invariant, f.Seed, f.Step, f.Tick, f.Detail)
+	if f.Step > 0 {
+		fmt.Fprintf(&b, "rafttest: invariant %s violated (seed %d, step %d, tick %d): %s",
+			f.Invariant, f.Seed, f.Step, f.Tick, f.Detail)
+	} else {
+		fmt.Fprintf(&b, "rafttest: invariant %s violated (seed %d): %s", f.Invariant, f.Seed, f.Detail)
+	}
 	if f.Setup != "" {
 		fmt.Fprintf(&b, "\nsetup: %s", f.Setup)
 	}
@@ -84,7 +89,9 @@ const (
 	// across restarts.
 	InvariantMonotonic = "Monotonic"
 	// InvariantCoreError: a Core stopped with an error (e.g. it refused to
-	// overwrite a committed entry).
+	// overwrite a committed entry), or broke its contract with its driver
+	// (a Ready that does not fit the durable log, a message to an unknown
+	// node, a snapshot to send that was never taken).
 	InvariantCoreError = "CoreError"
 	// InvariantLinearizability: the client history is not linearizable
 	// against the workload's model, or the checker ran out of time.

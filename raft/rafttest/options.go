@@ -36,9 +36,10 @@ type Options struct {
 	Faults *Faults
 	// Vary lets the seed also vary the run's shape: each fault rate is scaled
 	// by a random factor in [0, 2], and pre-vote, check-quorum, the heartbeat
-	// interval, the append size and the in-flight window are chosen at
-	// random (settings Core fixes explicitly are kept). A soak with Vary
-	// covers far more interleavings than one fixed mix.
+	// interval, the append size, the in-flight window and the snapshot
+	// interval are chosen at random (non-zero numbers and disabled features
+	// set explicitly are kept). A soak with Vary covers far more
+	// interleavings than one fixed mix.
 	Vary bool
 	// SnapshotInterval makes each node snapshot its state machine (if it
 	// implements raft.Snapshotter) once it has applied that many entries
