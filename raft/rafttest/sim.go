@@ -132,7 +132,9 @@ func (s *sim) vary() {
 	}
 	if s.snapInterval == 0 {
 		s.snapInterval = []int{0, 0, 10, 30, 100}[s.rng.IntN(5)]
-		s.trailing = []int{0, 2, 10, 50}[s.rng.IntN(4)]
+		if s.trailing == 0 {
+			s.trailing = []int{0, 2, 10, 50}[s.rng.IntN(4)]
+		}
 	}
 }
 
