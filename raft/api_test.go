@@ -171,3 +171,13 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("heartbeat >= election: %v", err)
 	}
 }
+
+func TestProposeTooLarge(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *raft.Config) { cfg.MaxEntryBytes = 1024 })
+	lead := c.leader()
+	ctx := context.Background()
+	_, err := c.nodes[lead].Propose(ctx, kvCmd{Op: "put", Key: "k", Val: strings.Repeat("x", 2000)}).Wait(ctx)
+	if !errors.Is(err, raft.ErrEntryTooLarge) {
+		t.Fatalf("oversized command: %v, want ErrEntryTooLarge", err)
+	}
+}

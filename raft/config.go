@@ -36,6 +36,10 @@ type Config struct {
 	// 4096 entries, 1 MiB).
 	MaxAppendEntries int
 	MaxAppendBytes   uint64
+	// MaxEntryBytes bounds one encoded command (default 8 MiB); larger
+	// proposals fail with ErrEntryTooLarge. Keep it well below the
+	// transport's maximum frame size.
+	MaxEntryBytes int
 	// MaxBatch bounds the proposals written in one Save (default 4096).
 	MaxBatch int
 	// MaxPendingProposals bounds the proposals queued for the driver;
@@ -85,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAppendBytes == 0 {
 		c.MaxAppendBytes = 1 << 20
+	}
+	if c.MaxEntryBytes <= 0 {
+		c.MaxEntryBytes = 8 << 20
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 4096

@@ -19,6 +19,14 @@ type confTracker struct {
 	// entry it appended; a new change waits until it is committed.
 	pendingIndex uint64
 	err          error
+	// in and out cache cfg's voter sets (recomputed on every change).
+	in, out []NodeID
+}
+
+// set makes cfg (created by the entry at index) the configuration in force.
+func (t *confTracker) set(cfg Configuration, index uint64) {
+	t.cfg, t.index = cfg, index
+	t.in, t.out = cfg.Voters(), cfg.OldVoters()
 }
 
 type confAt struct {
@@ -27,13 +35,13 @@ type confAt struct {
 }
 
 func (t *confTracker) reset(cfg Configuration, index uint64) {
-	t.cfg, t.index = cfg.Clone(), index
+	t.set(cfg.Clone(), index)
 	t.history = []confAt{{index, t.cfg}}
 }
 
 func (t *confTracker) push(index uint64, cfg Configuration) {
 	t.history = append(t.history, confAt{index, cfg})
-	t.cfg, t.index = cfg, index
+	t.set(cfg, index)
 }
 
 // scan replays configuration entries of the durable log in [lo, hi].
@@ -76,9 +84,9 @@ func (t *confTracker) truncate(from uint64) {
 		t.history = t.history[:len(t.history)-1]
 	}
 	if n := len(t.history); n > 0 {
-		t.cfg, t.index = t.history[n-1].cfg, t.history[n-1].index
+		t.set(t.history[n-1].cfg, t.history[n-1].index)
 	} else {
-		t.cfg, t.index = Configuration{}, 0
+		t.set(Configuration{}, 0)
 	}
 }
 
@@ -121,8 +129,10 @@ func (t *confTracker) voters() []NodeID {
 	return ids
 }
 
+// voterSets returns C(new)'s and C(old)'s voters; the slices are shared and
+// must not be modified.
 func (t *confTracker) voterSets() (incoming, outgoing []NodeID) {
-	return t.cfg.Voters(), t.cfg.OldVoters()
+	return t.in, t.out
 }
 
 func (t *confTracker) isVoter(id NodeID) bool {

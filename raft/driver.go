@@ -216,22 +216,65 @@ func (d *driver) processReady() error {
 	}
 }
 
-// sendAll hands msgs to the transport, one Send per destination.
+// sendAll hands msgs to the transport, one Send per destination, keeping
+// each destination's messages in order.
 func (d *driver) sendAll(msgs []Message) {
-	for len(msgs) > 0 {
-		to := msgs[0].To
-		var batch, rest []Message
-		for _, m := range msgs {
-			if m.To == to {
-				batch = append(batch, m)
-			} else {
-				rest = append(rest, m)
+	if len(msgs) == 0 {
+		return
+	}
+	// Usually every message goes to a different follower or all to one: a
+	// linear scan over the few destinations beats a map.
+	var dests [8]NodeID
+	var counts [8]int
+	nd := 0
+	for i := range msgs {
+		to := msgs[i].To
+		j := 0
+		for j < nd && dests[j] != to {
+			j++
+		}
+		if j == nd {
+			if nd == len(dests) {
+				d.sendSlow(msgs)
+				return
+			}
+			dests[nd] = to
+			nd++
+		}
+		counts[j]++
+	}
+	if nd == 1 {
+		d.sendTo(dests[0], msgs)
+		return
+	}
+	for j := 0; j < nd; j++ {
+		batch := make([]Message, 0, counts[j])
+		for i := range msgs {
+			if msgs[i].To == dests[j] {
+				batch = append(batch, msgs[i])
 			}
 		}
-		srv, _ := d.core.conf.cfg.Server(to)
-		d.trans.Send(Peer{ID: to, Addr: srv.Addr}, batch)
-		msgs = rest
+		d.sendTo(dests[j], batch)
 	}
+}
+
+func (d *driver) sendSlow(msgs []Message) {
+	by := map[NodeID][]Message{}
+	var order []NodeID
+	for _, m := range msgs {
+		if _, ok := by[m.To]; !ok {
+			order = append(order, m.To)
+		}
+		by[m.To] = append(by[m.To], m)
+	}
+	for _, to := range order {
+		d.sendTo(to, by[to])
+	}
+}
+
+func (d *driver) sendTo(to NodeID, batch []Message) {
+	srv, _ := d.core.conf.cfg.Server(to)
+	d.trans.Send(Peer{ID: to, Addr: srv.Addr}, batch)
 }
 
 // handleProposals appends every queued proposal, in batches of MaxBatch.

@@ -47,6 +47,8 @@ var (
 	ErrConfigChangePending = errors.New("raft: membership change already in progress")
 	// ErrNotCaughtUp: a new voter's log is too far behind the leader's.
 	ErrNotCaughtUp = errors.New("raft: server has not caught up")
+	// ErrEntryTooLarge: an encoded command exceeds Config.MaxEntryBytes.
+	ErrEntryTooLarge = errors.New("raft: command too large")
 	// ErrApplyPanic: the state machine panicked in Apply; the node stopped.
 	ErrApplyPanic = errors.New("raft: state machine panicked")
 )

@@ -134,6 +134,10 @@ func (r *Raft[C, R, E]) submit(ctx context.Context, cmd C, f *Future[R, E]) {
 		f.fail(fmt.Errorf("%w: %w", ErrEncode, err))
 		return
 	}
+	if len(data) > r.d.cfg.MaxEntryBytes {
+		f.fail(fmt.Errorf("%w: %d bytes, limit %d", ErrEntryTooLarge, len(data), r.d.cfg.MaxEntryBytes))
+		return
+	}
 	r.d.propose(pendingEntry{ctx: ctx, data: data, w: f})
 }
 

@@ -178,3 +178,23 @@ func TestDeterminism(t *testing.T) {
 		t.Fatalf("seeds 7 and 8 produced the same trace hash %x", hashes[7])
 	}
 }
+
+// TestSnapshots runs with frequent snapshots and short trailing logs, so
+// that lagging and restarted nodes must be brought up to date by snapshots
+// sent over the faulty network, and checks that this happened.
+func TestSnapshots(t *testing.T) {
+	var snaps, installs int
+	reports := forSeeds(t, seedsToRun(8, 4), func(seed uint64) (rafttest.Report, error) {
+		o := simOptions(seed)
+		o.Ops, o.SnapshotInterval, o.TrailingLogs = 400, 10, 1
+		return rafttest.Run(o, kvmodel.Workload(4))
+	})
+	for _, r := range reports {
+		snaps += r.Snapshots
+		installs += r.Installs
+	}
+	if snaps == 0 || installs == 0 {
+		t.Fatalf("%d snapshots taken, %d installed: the snapshot paths were not exercised", snaps, installs)
+	}
+	t.Logf("%d snapshots taken, %d installed from leaders", snaps, installs)
+}
