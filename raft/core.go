@@ -289,6 +289,7 @@ func (c *core) tickLeader() {
 			}
 		}
 	}
+	c.checkStalled()
 	if c.heartbeatElapsed >= c.cfg.heartbeatTicks {
 		c.heartbeatElapsed = 0
 		c.bcastHeartbeat()

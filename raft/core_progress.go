@@ -47,6 +47,9 @@ type progress struct {
 	// recentActive: heard from since the last check-quorum round.
 	recentActive bool
 	learner      bool
+	// stalled counts leader ticks with appends outstanding and no
+	// acknowledgement (a lost message leaves a pipelined follower waiting).
+	stalled int
 	// removed: no longer a member; replicated to until it has the
 	// configuration that removed it.
 	removed bool
@@ -62,6 +65,7 @@ func (p *progress) becomeProbe() {
 	}
 	p.state = progressProbe
 	p.probeSent = false
+	p.stalled = 0
 	p.pendingSnapshot = 0
 	p.inflight = p.inflight[:0]
 	p.inflightBytes = p.inflightBytes[:0]
@@ -91,6 +95,7 @@ func (p *progress) maybeUpdate(n uint64) bool {
 		p.match = n
 		updated = true
 		p.probeSent = false
+		p.stalled = 0
 	}
 	if p.next < n+1 {
 		p.next = n + 1

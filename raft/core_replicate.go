@@ -237,6 +237,24 @@ func (c *core) maybeCommit() bool {
 	return true
 }
 
+// checkStalled falls back to probing a pipelined follower that has
+// acknowledged nothing for half an election timeout while appends are
+// outstanding: one of them was lost (a transport may drop messages without
+// reporting it), and the optimistic next index skipped past it.
+func (c *core) checkStalled() {
+	limit := max(c.cfg.electionTicks/2, 2)
+	for id, pr := range c.prs {
+		if id == c.id || pr.state != progressReplicate || pr.next <= pr.match+1 {
+			continue
+		}
+		pr.stalled++
+		if pr.stalled >= limit {
+			pr.becomeProbe()
+			c.sendAppend(id, true)
+		}
+	}
+}
+
 // reportUnreachable is the driver telling the core that messages to id are
 // being lost: stop pipelining and probe.
 func (c *core) reportUnreachable(id NodeID) {

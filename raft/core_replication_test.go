@@ -295,3 +295,34 @@ func TestCoreRandomDeliveryCommittedPrefix(t *testing.T) {
 		}
 	}
 }
+
+// A pipelined append lost without any report leaves the follower waiting
+// while the leader's optimistic next index has moved past it. The leader
+// notices the stall within an election timeout and falls back to probing.
+// (Found by the simulator: seed 3 of TestSnapshots, maxinflight=1.)
+func TestLostAppendInReplicateStateRecovers(t *testing.T) {
+	tc := newTestCluster(t, 3, func(c *coreConfig) { c.maxInflight = 1 })
+	tc.elect("n1")
+	tc.tickAll(2)
+	c1 := tc.cores["n1"]
+	if _, _, err := c1.propose([]Entry{{Data: []byte("lost")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Drop the append to n3 on the floor.
+	tc.process()
+	kept := tc.queue[:0]
+	for _, m := range tc.queue {
+		if !(m.Type == MsgApp && m.To == "n3" && len(m.Entries) > 0) {
+			kept = append(kept, m)
+		}
+	}
+	tc.queue = kept
+	tc.deliver()
+	if c1.prs["n3"].state != progressReplicate {
+		t.Fatalf("n3 progress %s, want replicate for this scenario", c1.prs["n3"].state)
+	}
+	tc.tickAll(c1.cfg.electionTicks)
+	if a, b := c1.log.lastIndex(), tc.cores["n3"].log.lastIndex(); a != b {
+		t.Fatalf("n3 stuck at %d, leader at %d", b, a)
+	}
+}

@@ -2,7 +2,6 @@ package rafttest_test
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"testing"
 
@@ -118,9 +117,4 @@ func TestTeeth(t *testing.T) {
 			t.Fatalf("not caught within %d seeds", tc.maxSeeds)
 		})
 	}
-}
-
-// replayTooth is the command line that replays a tooth's seed.
-func replayTooth(name string, seed uint64) string {
-	return fmt.Sprintf("go test ./raft/rafttest -run 'TestTeeth/%s' -v  # seed %d", name, seed)
 }
