@@ -146,6 +146,12 @@ func TestClusterPartitionedNodeRejoinsWithoutDisruption(t *testing.T) {
 			break
 		}
 	}
+	// The loner must know the current term before it is cut off; otherwise
+	// it legitimately catches up to it only after the heal.
+	waitFor(t, "the loner to follow the leader", 5*time.Second, func() bool {
+		s := c.nodes[loner].Status()
+		return s.Leader == lead && s.Term == term
+	})
 	c.net.Isolate(loner)
 	// Let the loner time out many times (it cannot win a pre-vote).
 	waitFor(t, "the loner to lose its leader", 5*time.Second, func() bool {
