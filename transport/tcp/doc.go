@@ -39,11 +39,28 @@
 //
 // Every connection starts with a handshake, checked before any message is
 // delivered: the dialer names the cluster ID, its own node ID, the node ID
-// it expects to reach and the connection kind (messages or snapshot). The
-// listener refuses a wrong cluster ID, a wrong destination or (under TLS)
+// it expects to reach, the connection kind (messages or snapshot) and its
+// advertised address. The listener refuses a wrong cluster ID, a wrong
+// destination, an advertised address that is not host:port or (under TLS)
 // an unproven identity with a reason frame, logs why, and closes. Inbound
 // messages whose From is not the handshake's node ID, or whose To is not
 // Options.LocalID, are dropped and logged.
+//
+// # Address learning
+//
+// A node that joins a running cluster starts with no configuration, so it
+// does not know where the leader listens until the configuration entries
+// reach it; yet it must answer the leader's first messages. Each outbound
+// handshake therefore carries the dialer's Options.AdvertiseAddr (default:
+// the bound address), and the listener remembers it for the node ID the
+// handshake authenticated (the newest accepted handshake wins; an empty or
+// unspecified host such as "0.0.0.0:7000" is replaced by the connection's
+// source IP). Send and SendSnapshot with an empty raft.Peer.Addr use that
+// learned address; with none known, Send drops the messages and calls
+// Handler.ReportUnreachable, and SendSnapshot fails with
+// raft.ErrPeerUnreachable. A non-empty Peer.Addr always wins. Under TLS a
+// learned address is only a hint: the dialer still requires the listener
+// there to prove the node ID. At most 1024 learned addresses are kept.
 //
 // Resource limits: every frame is checked against Options.MaxFrameSize
 // before its body is allocated; every msgpack length is checked against the
@@ -61,4 +78,11 @@
 // snap-ack (snapshot stream). Bodies are msgpack arrays with fixed field
 // positions (see codec.go); Go field names never reach the wire. A peer
 // speaking another version is refused at its first frame.
+//
+// The hello body is [ClusterID, From, To, Kind, Addr]. Address learning
+// added Addr without a version bump: a listener also accepts the earlier
+// 4-field hello (and learns no address from it), so newer nodes accept
+// connections from older ones; an older listener refuses the 5-field hello
+// as malformed, so in a mixed cluster older nodes cannot receive from
+// newer ones until they are upgraded.
 package tcp

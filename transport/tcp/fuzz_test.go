@@ -86,7 +86,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(append(header(frameSnapChunk, 60<<20), 1, 2, 3))  // lying length under the limit
 	f.Add(bytes.Repeat([]byte{0xff}, 16))                   // 2^64-1 over header and length
 	f.Add(append(header(frameMessage, 0), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
-	f.Add(frameBytes(frameHello, encodeHello(hello{ClusterID: "c", From: "a", To: "b", Kind: kindMessages})))
+	f.Add(frameBytes(frameHello, encodeHello(hello{ClusterID: "c", From: "a", To: "b", Kind: kindMessages, Addr: "127.0.0.1:7000"})))
+	f.Add(frameBytes(frameHello, legacyHello("c", "a", "b", kindMessages)))
 	f.Add(frameBytes(frameKeepalive, nil))
 	for _, h := range hostileHeaders {
 		f.Add(frameBytes(frameMessage, h))
@@ -122,6 +123,10 @@ func FuzzReadFrame(f *testing.F) {
 
 func FuzzDecodeHandshake(f *testing.F) {
 	f.Add(encodeHello(hello{ClusterID: "cluster", From: "a", To: "b", Kind: kindSnapshot}))
+	f.Add(encodeHello(hello{ClusterID: "cluster", From: "a", To: "b", Kind: kindMessages, Addr: "[::1]:7000"}))
+	f.Add(legacyHello("cluster", "a", "b", kindMessages)) // 4 fields, before address learning
+	// 5-field prefix up to the address: hostile headers land on Addr.
+	addrPrefix := []byte{0x95, 0xa1, 'c', 0xa1, 'a', 0xa1, 'b', 0x01}
 	f.Add(encodeHelloReply(helloReply{OK: true, ClusterID: "cluster", NodeID: "b"}))
 	f.Add(encodeHelloReply(helloReply{Reason: "cluster id mismatch"}))
 	f.Add(encodeSnapEnd(1 << 40))
@@ -130,7 +135,10 @@ func FuzzDecodeHandshake(f *testing.F) {
 		f.Add(h)
 		f.Add(append([]byte{0x94}, h...))
 		f.Add(append([]byte{0x94, 0xa1, 'c'}, h...))
+		f.Add(append(bytes.Clone(addrPrefix), h...))
 	}
+	f.Add(append(bytes.Clone(addrPrefix), 0xda, 0x04, 0x01))               // str16 of 1025: over the address limit
+	f.Add([]byte{0x96, 0xa1, 'c', 0xa1, 'a', 0xa1, 'b', 0x01, 0xa0, 0xc0}) // 6 fields
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var h hello
 		var herr error

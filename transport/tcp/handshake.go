@@ -42,13 +42,20 @@ const (
 )
 
 // hello is the first frame on every connection, sent by the dialer.
-// Body: [ClusterID, From, To, Kind].
+// Body: [ClusterID, From, To, Kind, Addr]. A 4-field body (without Addr,
+// as sent before address learning) is still accepted and teaches nothing.
 type hello struct {
 	ClusterID string
 	From      raft.NodeID // the dialer's ID (authenticated by its certificate under TLS)
 	To        raft.NodeID // the node the dialer expects to reach
 	Kind      connKind
+	Addr      string // the dialer's advertised listen address; may be empty
 }
+
+const (
+	helloFieldsV1 = 4 // hellos sent before address learning
+	helloFields   = 5
+)
 
 // helloReply answers a hello. Body: [OK, Reason, ClusterID, NodeID].
 type helloReply struct {
@@ -85,11 +92,12 @@ func truncate(s string, n int) string {
 
 func encodeHello(h hello) []byte {
 	return encodeBody(func(e *errWriter) {
-		e.arrayLen(4)
+		e.arrayLen(helloFields)
 		e.str(truncate(h.ClusterID, MaxIDLen))
 		e.str(truncate(string(h.From), MaxIDLen))
 		e.str(truncate(string(h.To), MaxIDLen))
 		e.uint(uint64(h.Kind))
+		e.str(truncate(h.Addr, maxAddrLen))
 	})
 }
 
@@ -97,10 +105,13 @@ func encodeHello(h hello) []byte {
 func decodeHello(body []byte) (hello, error) {
 	var h hello
 	d := newBodyDecoder(body)
-	if err := d.fixedArray("hello", 4); err != nil {
+	n, err := d.arrayLen("hello", false, helloFields, 1)
+	if err != nil {
 		return h, err
 	}
-	var err error
+	if n != helloFieldsV1 && n != helloFields {
+		return h, d.errorf("hello: %d fields, want %d or %d", n, helloFieldsV1, helloFields)
+	}
 	if h.ClusterID, err = d.str("cluster id", MaxIDLen); err != nil {
 		return h, err
 	}
@@ -121,6 +132,11 @@ func decodeHello(body []byte) (hello, error) {
 		return h, d.errorf("kind: 0 is not a connection kind")
 	}
 	h.Kind = connKind(k)
+	if n == helloFields {
+		if h.Addr, err = d.str("addr", maxAddrLen); err != nil {
+			return h, err
+		}
+	}
 	return h, d.end("hello")
 }
 

@@ -81,6 +81,10 @@ func TestBadHandshakesRefused(t *testing.T) {
 		"message first": frameBytes(frameMessage, encodeForTest(t, heartbeat("a", "b", 1))),
 		"bad hello":     frameBytes(frameHello, []byte{0x94, 0xdb, 0xff, 0xff, 0xff, 0xff}),
 		"empty from":    frameBytes(frameHello, encodeHello(hello{ClusterID: "test-cluster", To: "b", Kind: kindMessages})),
+		"bad advertised address": frameBytes(frameHello, encodeHello(hello{
+			ClusterID: "test-cluster", From: "a", To: "b", Kind: kindMessages, Addr: "no-port"})),
+		"advertised port 0": frameBytes(frameHello, encodeHello(hello{
+			ClusterID: "test-cluster", From: "a", To: "b", Kind: kindMessages, Addr: "127.0.0.1:0"})),
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -57,6 +57,16 @@ type Options struct {
 	TLS *tls.Config
 	// Logger receives the transport's logs; nil means silent.
 	Logger hclog.Logger
+	// AdvertiseAddr is the address ("host:port") that peers should dial to
+	// reach this node. Every outbound handshake carries it, and the
+	// receiving transport remembers it for this node's ID, so that a node
+	// that does not yet know this node's address (say, a learner that has
+	// not received the configuration) can still answer: Send with an empty
+	// raft.Peer.Addr uses the learned address. A host that is empty or
+	// unspecified (":7000", "0.0.0.0:7000", "[::]:7000") is replaced by the
+	// receiver with the IP the connection came from. Default: the address
+	// Listen bound (Transport.Addr). At most 1024 bytes.
+	AdvertiseAddr string
 
 	// MaxFrameSize bounds every frame read or written, in bytes, checked
 	// before the frame's body is allocated. A message whose encoding exceeds
@@ -114,6 +124,11 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
+	}
+	if c.AdvertiseAddr != "" {
+		if err := checkAddr(c.AdvertiseAddr); err != nil {
+			return c, fmt.Errorf("%w: AdvertiseAddr: %w", errOptions, err)
+		}
 	}
 	chunkDefault := DefaultSnapshotChunkSize
 	if c.MaxFrameSize > 0 {

@@ -108,7 +108,7 @@ func (p *peer) run() {
 				return
 			case m = <-p.queue:
 			}
-			addr := *p.addr.Load()
+			addr := t.resolveAddr(p.id, *p.addr.Load())
 			conn, raw, err := t.dialPeer(t.ctx, p.id, addr, kindMessages)
 			if err != nil {
 				if t.ctx.Err() != nil {
@@ -268,7 +268,7 @@ func (t *Transport) clientHandshake(ctx context.Context, raw net.Conn, id raft.N
 		}
 		conn = tc
 	}
-	h := hello{ClusterID: t.opts.ClusterID, From: t.opts.LocalID, To: id, Kind: kind}
+	h := hello{ClusterID: t.opts.ClusterID, From: t.opts.LocalID, To: id, Kind: kind, Addr: t.opts.AdvertiseAddr}
 	if err := writeFrame(conn, frameHello, encodeHello(h)); err != nil {
 		return nil, fmt.Errorf("write hello: %w", err)
 	}

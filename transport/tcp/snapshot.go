@@ -38,6 +38,9 @@ var errHandlerDone = errors.New("tcp: snapshot handler returned before the strea
 // ctx a deadline, since the wait for the receiver's verdict after the last
 // chunk is bounded only by ctx (and TCP keepalives).
 //
+// An empty to.Addr uses the address learned from to.ID's handshakes (see
+// Send); with none known the error wraps raft.ErrPeerUnreachable.
+//
 // Concurrency: any number of SendSnapshot calls may run at once, each on
 // its own connection.
 func (t *Transport) SendSnapshot(ctx context.Context, to raft.Peer, m raft.Message, r io.Reader) error {
@@ -60,7 +63,7 @@ func (t *Transport) SendSnapshot(ctx context.Context, to raft.Peer, m raft.Messa
 	stopClose := context.AfterFunc(t.ctx, cancel)
 	defer stopClose()
 
-	conn, raw, err := t.dialPeer(ctx, to.ID, to.Addr, kindSnapshot)
+	conn, raw, err := t.dialPeer(ctx, to.ID, t.resolveAddr(to.ID, to.Addr), kindSnapshot)
 	if err != nil {
 		return t.snapErr(ctx, to.ID, err)
 	}

@@ -46,6 +46,9 @@ type Transport struct {
 	closed bool
 	peers  map[raft.NodeID]*peer
 	conns  map[net.Conn]struct{} // every open connection, closed by Close
+
+	addrMu  sync.Mutex
+	learned map[raft.NodeID]string // addresses from inbound handshakes (addrs.go)
 }
 
 type handlerBox struct{ h raft.Handler }
@@ -75,6 +78,10 @@ func Listen(addr string, opts *Options) (*Transport, error) {
 		inbound: make(chan struct{}, o.MaxInboundConns),
 		peers:   make(map[raft.NodeID]*peer),
 		conns:   make(map[net.Conn]struct{}),
+		learned: make(map[raft.NodeID]string),
+	}
+	if t.opts.AdvertiseAddr == "" {
+		t.opts.AdvertiseAddr = ln.Addr().String()
 	}
 	d := &net.Dialer{Timeout: o.DialTimeout}
 	t.dial = d.DialContext
@@ -246,6 +253,9 @@ func (t *Transport) serveInbound(raw net.Conn) {
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
+	if h.Addr != "" {
+		t.learnAddr(h.From, learnable(h.Addr, raw.RemoteAddr()))
+	}
 	t.log.Debug("accepted inbound connection", "remote", remote, "peer", string(h.From), "kind", h.Kind.String())
 	switch h.Kind {
 	case kindMessages:
@@ -264,6 +274,11 @@ func (t *Transport) checkHello(h hello, conn net.Conn) string {
 		return fmt.Sprintf("wrong node: peer dialed %q, this is %q", h.To, t.opts.LocalID)
 	case h.From == "":
 		return "peer sent an empty node id"
+	}
+	if h.Addr != "" {
+		if err := checkAddr(h.Addr); err != nil {
+			return fmt.Sprintf("bad advertised address: %v", err)
+		}
 	}
 	if t.serverTLS != nil {
 		cert := peerCert(conn)
@@ -332,8 +347,21 @@ func (t *Transport) readMessages(conn net.Conn, br *bufio.Reader, from raft.Node
 // called on this goroutine. After Close, Send drops everything silently.
 // Ownership of msgs passes to the transport (they are encoded, never
 // shared with the receiver).
+//
+// An empty to.Addr means "wherever to.ID said it listens": the address
+// to.ID advertised in its latest accepted handshake with this transport
+// (see Options.AdvertiseAddr). If no address is known for to.ID, msgs are
+// dropped and Handler.ReportUnreachable(to.ID) is called on this goroutine.
+// A non-empty to.Addr always takes precedence over a learned one.
 func (t *Transport) Send(to raft.Peer, msgs []raft.Message) {
 	if len(msgs) == 0 {
+		return
+	}
+	if to.Addr == "" && t.learnedAddr(to.ID) == "" {
+		if t.ctx.Err() == nil {
+			t.log.Debug("no address known for peer, dropping messages", "peer", string(to.ID), "dropped", len(msgs))
+			t.reportUnreachable(to.ID)
+		}
 		return
 	}
 	p := t.peer(to)

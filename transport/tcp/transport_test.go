@@ -31,6 +31,9 @@ func TestListenValidatesOptions(t *testing.T) {
 		{"tiny frames", func() *Options { o := ok(); o.MaxFrameSize = 100; return o }(), "MaxFrameSize"},
 		{"huge frames", func() *Options { o := ok(); o.MaxFrameSize = 2 << 30; return o }(), "MaxFrameSize"},
 		{"chunk > frame", func() *Options { o := ok(); o.MaxFrameSize = 1 << 20; o.SnapshotChunkSize = 2 << 20; return o }(), "SnapshotChunkSize"},
+		{"advertise no port", func() *Options { o := ok(); o.AdvertiseAddr = "localhost"; return o }(), "AdvertiseAddr"},
+		{"advertise port 0", func() *Options { o := ok(); o.AdvertiseAddr = "127.0.0.1:0"; return o }(), "AdvertiseAddr"},
+		{"advertise long", func() *Options { o := ok(); o.AdvertiseAddr = strings.Repeat("h", 1100) + ":1"; return o }(), "AdvertiseAddr"},
 		{"backoff order", func() *Options { o := ok(); o.BackoffMin = time.Second; o.BackoffMax = time.Millisecond; return o }(), "BackoffMax"},
 	}
 	for _, c := range cases {
