@@ -141,13 +141,6 @@ func testConfig(id raft.NodeID) raft.Config {
 	return raft.Config{ID: id, TickInterval: 5 * time.Millisecond, ElectionTicks: 10, HeartbeatTicks: 2}
 }
 
-func newBenchCluster(b *testing.B) *cluster {
-	return newClusterTB(b, 3, func(c *raft.Config) {
-		c.DisableAutoSnapshot = true
-		c.TickInterval = 20 * time.Millisecond
-	})
-}
-
 func newCluster(t *testing.T, n int, tune ...func(*raft.Config)) *cluster {
 	return newClusterTB(t, n, tune...)
 }

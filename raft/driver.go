@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,6 +152,9 @@ func (d *driver) run() {
 		case f := <-d.ctrl:
 			f()
 		}
+		// Let the goroutines that woke us add what they have: one batch,
+		// one Save and one round of sends then carry all of it.
+		runtime.Gosched()
 		for _, r := range d.snapResults.drain() {
 			d.core.snapshotDone(r.id, r.ok)
 		}

@@ -54,7 +54,10 @@ func (a *Account) Apply(_ uint64, c Cmd) (int, *LimitError) {
 // startCluster starts n nodes over an in-memory network and returns them
 // with the leader first, and a function that stops them all.
 func startCluster(ctx context.Context, n int) ([]*raft.Raft[Cmd, int, *LimitError], func()) {
-	net := inmem.NewNetwork(1)
+	return startClusterOn(ctx, inmem.NewNetwork(1), n)
+}
+
+func startClusterOn(ctx context.Context, net *inmem.Network, n int) ([]*raft.Raft[Cmd, int, *LimitError], func()) {
 	var servers []raft.Server
 	for i := 1; i <= n; i++ {
 		id := raft.NodeID(fmt.Sprintf("n%d", i))
@@ -187,4 +190,39 @@ func ExampleRaft_TransferLeadership() {
 	// Output:
 	// <nil>
 	// leader
+}
+
+// A node joins a running cluster: it starts with an empty store and
+// without Bootstrap; the leader adds it as a learner, which receives the
+// log without voting, and promotes it to voter once it has caught up.
+func ExampleRaft_AddLearner() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	net := inmem.NewNetwork(1)
+	nodes, stop := startClusterOn(ctx, net, 3)
+	defer stop()
+	leader := nodes[0]
+	if _, _, err := leader.Apply(ctx, Cmd{Op: "deposit", Amount: 7}); err != nil {
+		panic(err)
+	}
+
+	tr, store, acct := net.Join("n4"), memory.New(), &Account{}
+	n4, err := raft.New(raft.Config{ID: "n4", TickInterval: 5 * time.Millisecond}, acct, store, tr)
+	if err != nil {
+		panic(err)
+	}
+	defer func() { n4.Shutdown(context.Background()); tr.Close(); store.Close() }()
+
+	fmt.Println(leader.AddLearner(ctx, "n4", tr.Addr(), true))
+	fmt.Println(leader.PromoteLearner(ctx, "n4"))
+	role, _ := leader.Status().Role("n4")
+	fmt.Println(role, leader.Status().Configuration)
+	// The new node has the state: Apply ran on it for every entry.
+	waitUntil(ctx, func() bool { return n4.Status().Applied >= leader.Status().Commit })
+	fmt.Println("balance on n4:", acct.balance)
+	// Output:
+	// <nil>
+	// <nil>
+	// voter {n1 n2 n3 n4}
+	// balance on n4: 7
 }

@@ -111,12 +111,12 @@ func forSeeds(t *testing.T, seeds []uint64, fn func(seed uint64) (rafttest.Repor
 	return reports
 }
 
-// TestSimulation is the default soak: 200 seeds (20 with -short) of
+// TestSimulation is the default soak: 300 seeds (20 with -short) of
 // 1,000 client operations each, on 3- and 5-node clusters, with every fault
 // enabled and rates varied per seed. Every safety invariant is checked after
 // every step and each history is checked for linearizability.
 func TestSimulation(t *testing.T) {
-	seeds := seedsToRun(200, 20)
+	seeds := seedsToRun(300, 20)
 	start := time.Now()
 	w := kvmodel.Workload(4)
 	reports := forSeeds(t, seeds, func(seed uint64) (rafttest.Report, error) {
