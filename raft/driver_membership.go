@@ -7,35 +7,62 @@ import (
 	"slices"
 )
 
+// proposeMembership runs on the driver goroutine: it computes the new
+// membership with edit and appends it. settling reports that the change was
+// refused only because this leader has not yet committed an entry of its own
+// term, so the caller should retry once the commit index moves.
+func (d *driver) proposeMembership(edit func(cur Configuration) ([]Server, error)) (idx uint64, settling bool, err error) {
+	servers, err := edit(d.core.conf.cfg.Clone())
+	if err != nil {
+		return 0, false, err
+	}
+	if err = validateConfiguration(Configuration{Servers: servers}); err != nil {
+		return 0, false, err
+	}
+	idx, err = d.core.proposeConfChange(servers, d.cfg.MaxCatchUpLag)
+	switch {
+	case errors.Is(err, errNotLeaderCore):
+		err = d.notLeader()
+	case errors.Is(err, errTransferring):
+		err = ErrTransferInProgress
+	case errors.Is(err, errConfChangePending):
+		if t, terr := d.core.log.term(d.core.log.committed); terr == nil && t != d.core.term {
+			return 0, true, nil
+		}
+		err = ErrConfigChangePending
+	case errors.Is(err, errNotCaughtUp):
+		err = fmt.Errorf("%w: %w", ErrNotCaughtUp, err)
+	}
+	return idx, false, err
+}
+
 // changeMembership computes the new membership from the current one on the
 // driver goroutine, appends it, and waits until the final (non-joint)
 // configuration containing it is committed.
 func (d *driver) changeMembership(ctx context.Context, edit func(cur Configuration) ([]Server, error)) error {
 	var idx uint64
 	var err error
-	if e := d.do(ctx, func() {
-		var servers []Server
-		servers, err = edit(d.core.conf.cfg.Clone())
-		if err != nil {
-			return
+	for {
+		// A new leader treats every configuration entry it inherited as
+		// pending until an entry of its own term commits. A change requested
+		// in that window waits for it rather than failing: the window is an
+		// artefact of the election, not a change someone else is making.
+		var settling bool
+		w := d.watch()
+		if e := d.do(ctx, func() {
+			idx, settling, err = d.proposeMembership(edit)
+			d.publishStatus()
+		}); e != nil {
+			return e
 		}
-		if err = validateConfiguration(Configuration{Servers: servers}); err != nil {
-			return
+		if !settling {
+			break
 		}
-		idx, err = d.core.proposeConfChange(servers, d.cfg.MaxCatchUpLag)
-		switch {
-		case errors.Is(err, errNotLeaderCore):
-			err = d.notLeader()
-		case errors.Is(err, errTransferring):
-			err = ErrTransferInProgress
-		case errors.Is(err, errConfChangePending):
-			err = ErrConfigChangePending
-		case errors.Is(err, errNotCaughtUp):
-			err = fmt.Errorf("%w: %w", ErrNotCaughtUp, err)
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		d.publishStatus()
-	}); e != nil {
-		return e
 	}
 	if err != nil {
 		return err

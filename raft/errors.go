@@ -43,7 +43,9 @@ var (
 	// ErrNothingToSnapshot: nothing was applied since the last snapshot.
 	ErrNothingToSnapshot = errors.New("raft: nothing to snapshot")
 	// ErrConfigChangePending: a membership change is still in progress
-	// (at most one uncommitted configuration entry exists).
+	// (at most one uncommitted configuration entry exists). A change asked
+	// of a leader that has not yet committed an entry of its own term waits
+	// for that commit instead of returning this error.
 	ErrConfigChangePending = errors.New("raft: membership change already in progress")
 	// ErrNotCaughtUp: a new voter's log is too far behind the leader's.
 	ErrNotCaughtUp = errors.New("raft: server has not caught up")

@@ -187,6 +187,12 @@ func TestMembershipRefusals(t *testing.T) {
 	// Once it catches up, the promotion goes through.
 	c.net.Heal()
 	c.waitApplied(last, "n4")
+	// The leader learns of the catch-up from n4's acknowledgement, which may
+	// still be in flight when n4 has applied.
+	waitFor(t, "the leader to see n4 caught up", 5*time.Second, func() bool {
+		p, err := c.nodes[lead].Progress(ctxT(t))
+		return err == nil && p["n4"] >= last
+	})
 	if err := c.nodes[lead].PromoteLearner(ctxT(t), "n4"); err != nil {
 		t.Fatalf("promoting a caught-up learner: %v", err)
 	}
