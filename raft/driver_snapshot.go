@@ -63,7 +63,12 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 	meta := *m.Snapshot
 	d.snapMu.Lock()
 	defer d.snapMu.Unlock()
-	stale := meta.Index <= d.status.Load().Commit
+	// A snapshot is stored only if it can be installed: one older than the
+	// commit index, or from a leader of an older term (which the core will
+	// ignore), would otherwise sit in the store as its newest snapshot and
+	// disagree with the one the core installs next.
+	st := d.status.Load()
+	stale := meta.Index <= st.Commit || m.Term < st.Term
 	if latest, err := d.store.LatestSnapshot(); err == nil && latest.Index >= meta.Index {
 		stale = true
 	}
@@ -85,6 +90,14 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 			return fmt.Errorf("raft: snapshot %d from %s: commit: %w", meta.Index, m.From, err)
 		}
 	}
+	// The core must install what the store holds as its newest snapshot. If
+	// a newer one is already stored (the term may have moved between the
+	// check above and now), the core is told about that one instead: every
+	// snapshot covers only committed entries, so it is safe to install
+	// whichever leader produced it.
+	if latest, err := d.store.LatestSnapshot(); err == nil && latest.Index > meta.Index {
+		m.Snapshot = &latest
+	}
 	// A stale snapshot is still stepped: the core answers with its commit
 	// index, which moves the leader on instead of resending.
 	var restored chan struct{}
@@ -96,6 +109,7 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 			return
 		}
 		restored = d.restored
+		d.publishStatus()
 	})
 	if err != nil {
 		return err
