@@ -72,7 +72,11 @@ type core struct {
 	lead  NodeID
 
 	// prs is the leader's progress per peer (and itself).
-	prs   map[NodeID]*progress
+	prs map[NodeID]*progress
+	// peers is the sorted IDs in prs other than this node: messages to
+	// several peers go out in this order, so a run is reproducible from its
+	// seed (map order is not). Kept by refreshPeers.
+	peers []NodeID
 	votes map[NodeID]bool
 
 	electionElapsed           int
@@ -190,6 +194,7 @@ func (c *core) reset(term uint64) {
 	c.resetRandomizedElectionTimeout()
 	c.votes = nil
 	c.prs = nil
+	c.peers = nil
 	c.leadTransferee = ""
 	c.transferElapsed = 0
 }
@@ -231,6 +236,7 @@ func (c *core) becomeLeader() {
 		}
 		c.prs[id] = pr
 	}
+	c.refreshPeers()
 	// Any configuration entry not yet committed is pending: no new change
 	// may be proposed before it commits.
 	c.conf.pendingIndex = last

@@ -172,6 +172,20 @@ func (c *core) syncProgress() {
 	if c.prs[c.id] == nil {
 		c.prs[c.id] = &progress{match: c.durableLastIndex(), next: last + 1, state: progressReplicate, recentActive: true}
 	}
+	c.refreshPeers()
+}
+
+// refreshPeers recomputes c.peers after c.prs changed.
+func (c *core) refreshPeers() {
+	// A fresh slice: a caller may be ranging over the old one.
+	peers := make([]NodeID, 0, len(c.prs))
+	for id := range c.prs {
+		if id != c.id {
+			peers = append(peers, id)
+		}
+	}
+	slices.Sort(peers)
+	c.peers = peers
 }
 
 // afterCommitLeader finishes a joint change and retires a leader that is not

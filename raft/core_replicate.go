@@ -47,18 +47,14 @@ func (c *core) appendEntries(ents []Entry) {
 
 // bcastAppend sends pending entries (or the new commit index) to every peer.
 func (c *core) bcastAppend() {
-	for id := range c.prs {
-		if id != c.id {
-			c.sendAppend(id, false)
-		}
+	for _, id := range c.peers {
+		c.sendAppend(id, false)
 	}
 }
 
 func (c *core) bcastHeartbeat() {
-	for id, pr := range c.prs {
-		if id == c.id {
-			continue
-		}
+	for _, id := range c.peers {
+		pr := c.prs[id]
 		c.send(Message{To: id, Type: MsgHeartbeat, Commit: min(pr.match, c.log.committed)}, false)
 		if pr.state == progressProbe {
 			// Let the next heartbeat response retry a lost probe.
@@ -182,6 +178,7 @@ func (c *core) stepLeader(m Message) {
 			}
 			if pr.removed && pr.match >= c.conf.index {
 				delete(c.prs, m.From)
+				c.refreshPeers()
 				return
 			}
 			if m.From == c.leadTransferee && pr.match == c.log.lastIndex() {
@@ -243,8 +240,9 @@ func (c *core) maybeCommit() bool {
 // reporting it), and the optimistic next index skipped past it.
 func (c *core) checkStalled() {
 	limit := max(c.cfg.electionTicks/2, 2)
-	for id, pr := range c.prs {
-		if id == c.id || pr.state != progressReplicate || pr.next <= pr.match+1 {
+	for _, id := range c.peers {
+		pr := c.prs[id]
+		if pr.state != progressReplicate || pr.next <= pr.match+1 {
 			continue
 		}
 		pr.stalled++
