@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 
 	"github.com/typedraft/typedraft/raft/internal/bugs"
@@ -120,6 +122,49 @@ func (n *Core) Term(index uint64) (uint64, error) { return n.c.log.term(index) }
 // progress (a storage read error, a corrupt configuration entry, an attempt
 // to overwrite a committed entry), or nil.
 func (n *Core) Err() error { return n.c.err() }
+
+// ProposeMembership appends a configuration change on the leader: servers
+// is the complete new membership (voters and learners). If the voter set
+// changes, the entry is the joint configuration C(old,new) and the leader
+// appends C(new) by itself once the joint one commits. New voters must
+// already be members whose match index is within maxLag of the leader's
+// last index. It returns the entry's index, or an error: not the leader
+// (ErrNotLeader), a transfer in progress (ErrTransferInProgress), another
+// change not yet committed (ErrConfigChangePending), no voters left
+// (ErrInvalidConfig) or a new voter behind (ErrNotCaughtUp).
+func (n *Core) ProposeMembership(servers []Server, maxLag uint64) (uint64, error) {
+	idx, err := n.c.proposeConfChange(servers, maxLag)
+	return idx, exportCoreErr(err)
+}
+
+// TransferLeadership starts handing leadership to to (empty: the most
+// up-to-date voter) and returns the chosen target; the leader accepts no
+// proposals until the target takes over or an election timeout passes.
+// Errors: not the leader (ErrNotLeader) or a target that cannot lead
+// (ErrInvalidConfig).
+func (n *Core) TransferLeadership(to NodeID) (NodeID, error) {
+	id, err := n.c.transferLeadership(to)
+	return id, exportCoreErr(err)
+}
+
+// exportCoreErr maps the core's internal sentinels to the exported errors.
+func exportCoreErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errNotLeaderCore):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, errTransferring):
+		return fmt.Errorf("%w: %w", ErrTransferInProgress, err)
+	case errors.Is(err, errConfChangePending):
+		return fmt.Errorf("%w: %w", ErrConfigChangePending, err)
+	case errors.Is(err, errNotCaughtUp):
+		return fmt.Errorf("%w: %w", ErrNotCaughtUp, err)
+	case errors.Is(err, errTransferTarget):
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return err
+}
 
 // Basic returns the Core's role, term, leader, commit index, applied index
 // and last log index.
