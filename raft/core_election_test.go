@@ -138,7 +138,7 @@ func TestPaper541_ElectionRestriction(t *testing.T) {
 	if granted {
 		t.Fatal("vote granted to a candidate with a less up-to-date log")
 	}
-	c2.advance(rd)
+	c2.advance(rd, false)
 }
 
 // Pre-vote (thesis §9.6): a node partitioned alone neither raises its term

@@ -100,7 +100,7 @@ func (n *Core) HasReady() bool { return n.c.hasReady() }
 func (n *Core) Ready() Ready { return n.c.ready() }
 
 // Advance records that rd was carried out.
-func (n *Core) Advance(rd Ready) { n.c.advance(rd) }
+func (n *Core) Advance(rd Ready) { n.c.advance(rd, false) }
 
 // ReportUnreachable tells the Core that messages to id are being lost.
 func (n *Core) ReportUnreachable(id NodeID) { n.c.reportUnreachable(id) }

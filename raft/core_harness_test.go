@@ -163,7 +163,7 @@ func (tc *testCluster) process() {
 			}
 			tc.queue = append(tc.queue, rd.MessagesAfter...)
 			tc.apply[id] = append(tc.apply[id], rd.Committed...)
-			c.advance(rd)
+			c.advance(rd, false)
 			if err := c.err(); err != nil {
 				tc.t.Fatalf("%s: %v", id, err)
 			}

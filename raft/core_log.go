@@ -33,7 +33,18 @@ type raftLog struct {
 	applied uint64
 	// err records the first storage read error; the driver stops the node.
 	err error
+	// submitted is the last unstable index handed to an asynchronous write
+	// that has not completed (see writing). Entries up to it are unchanged
+	// since they were handed over: a truncation lowers it.
+	submitted uint64
+	// recent holds entries that became durable recently (ending at offset-1),
+	// so that applying them and sending them to followers does not read them
+	// back from storage. Bounded by maxRecent entries.
+	recent []Entry
 }
+
+// maxRecent bounds raftLog.recent.
+const maxRecent = 8192
 
 func newRaftLog(s LogReader) (*raftLog, error) {
 	last, err := s.LastIndex()
@@ -136,12 +147,75 @@ func (l *raftLog) append(ents []Entry) {
 		l.unstable = append(l.unstable, ents...)
 	case at <= l.offset:
 		// Replace everything from at on, including stale stable entries.
+		l.dropRecentFrom(at)
 		l.offset = at
 		l.unstable = append([]Entry(nil), ents...)
 	default:
 		keep := l.unstable[:at-l.offset]
 		l.unstable = append(append([]Entry(nil), keep...), ents...)
 	}
+	if l.submitted >= at {
+		l.submitted = at - 1
+	}
+}
+
+// writing reports whether an asynchronous write of unstable entries is in
+// flight; the next batch is then held until it completes (group commit).
+func (l *raftLog) writing() bool { return l.submitted != 0 && l.submitted >= l.offset }
+
+// toPersist returns the unstable entries the driver should write next.
+func (l *raftLog) toPersist() []Entry {
+	if l.writing() {
+		return nil
+	}
+	return l.unstable
+}
+
+// writeDone records that an asynchronous write of entries up to i
+// completed: whatever of it is still in the log (not truncated since) is
+// now durable.
+func (l *raftLog) writeDone(i uint64) {
+	j := min(i, l.submitted)
+	l.submitted = 0
+	if j >= l.offset && j < l.offset+uint64(len(l.unstable)) {
+		l.stableTo(j, l.unstable[j-l.offset].Term)
+	}
+}
+
+// dropRecentFrom forgets cached durable entries from index at on.
+func (l *raftLog) dropRecentFrom(at uint64) {
+	if n := len(l.recent); n > 0 && at <= l.recent[n-1].Index {
+		if at <= l.recent[0].Index {
+			l.recent = nil
+		} else {
+			// Cap the slice: the dropped entries may still be referenced
+			// (in messages, or being applied) and must not be overwritten.
+			k := at - l.recent[0].Index
+			l.recent = l.recent[:k:k]
+		}
+	}
+}
+
+// fromRecent returns the entries [lo, hi) from the cache of recently durable
+// entries, bounded by maxBytes (at least one), or ok=false if the cache does
+// not hold all of them.
+func (l *raftLog) fromRecent(lo, hi, maxBytes uint64) (out []Entry, ok bool) {
+	n := uint64(len(l.recent))
+	if n == 0 || lo < l.recent[0].Index || hi > l.recent[0].Index+n {
+		return nil, false
+	}
+	ents := l.recent[lo-l.recent[0].Index : hi-l.recent[0].Index]
+	if maxBytes == 0 {
+		return ents, true
+	}
+	size := uint64(0)
+	for k := range ents {
+		size += ents[k].Size()
+		if k > 0 && size > maxBytes {
+			return ents[:k], true
+		}
+	}
+	return ents, true
 }
 
 // slice returns entries in [lo, hi) bounded by maxBytes (0 = no bound; at
@@ -159,7 +233,11 @@ func (l *raftLog) slice(lo, hi, maxBytes uint64) ([]Entry, error) {
 	var out []Entry
 	if lo < l.offset {
 		stableHi := min(hi, l.offset)
-		ents, err := l.storage.Entries(lo, stableHi, maxBytes)
+		ents, ok := l.fromRecent(lo, stableHi, maxBytes)
+		var err error
+		if !ok {
+			ents, err = l.storage.Entries(lo, stableHi, maxBytes)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrCompacted) {
 				l.fail(fmt.Errorf("raft: read entries [%d,%d): %w", lo, stableHi, err))
@@ -172,6 +250,22 @@ func (l *raftLog) slice(lo, hi, maxBytes uint64) ([]Entry, error) {
 		out = ents
 	}
 	ulo := max(lo, l.offset)
+	if out == nil {
+		// All unstable: share the tail, capped so that the receiver's
+		// appends cannot reach entries appended later.
+		ents := l.unstable[ulo-l.offset : hi-l.offset : hi-l.offset]
+		if maxBytes == 0 {
+			return ents, nil
+		}
+		size := uint64(0)
+		for k := range ents {
+			size += ents[k].Size()
+			if k > 0 && size > maxBytes {
+				return ents[:k:k], nil
+			}
+		}
+		return ents, nil
+	}
 	size := uint64(0)
 	for i := range out {
 		size += out[i].Size()
@@ -213,8 +307,6 @@ func (l *raftLog) commitTo(i uint64) bool {
 	return false
 }
 
-// unstableEntries returns the entries waiting to be persisted.
-func (l *raftLog) unstableEntries() []Entry { return l.unstable }
 
 // stableTo marks the unstable tail up to index i (term t) persisted.
 func (l *raftLog) stableTo(i, t uint64) {
@@ -225,6 +317,7 @@ func (l *raftLog) stableTo(i, t uint64) {
 		return
 	}
 	n := i - l.offset + 1
+	l.remember(l.unstable[:n])
 	rest := l.unstable[n:]
 	if len(rest) == 0 {
 		l.unstable = nil
@@ -234,11 +327,27 @@ func (l *raftLog) stableTo(i, t uint64) {
 	l.offset = i + 1
 }
 
+// remember adds entries that just became durable to the recent cache.
+func (l *raftLog) remember(ents []Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	if n := len(l.recent); n > 0 && l.recent[n-1].Index+1 != ents[0].Index {
+		l.recent = nil
+	}
+	l.recent = append(l.recent, ents...)
+	if over := len(l.recent) - maxRecent; over > 0 {
+		l.recent = append([]Entry(nil), l.recent[over:]...)
+	}
+}
+
 // restore resets the log to start after snapshot s (§7): every entry is
 // discarded; the driver installs s and compacts storage.
 func (l *raftLog) restore(s SnapshotMeta) {
 	l.snap = &s
 	l.unstable = nil
+	l.recent = nil
+	l.submitted = 0
 	l.offset = s.Index + 1
 	l.committed = s.Index
 }
@@ -275,5 +384,14 @@ func (l *raftLog) toApply(maxBytes uint64) []Entry {
 func (l *raftLog) appliedTo(i uint64) {
 	if i > l.applied {
 		l.applied = i
+	}
+	// Applied entries are read again only to catch up slow followers; let
+	// storage serve those.
+	if n := len(l.recent); n > 0 && l.recent[0].Index <= i {
+		if i >= l.recent[n-1].Index {
+			l.recent = nil // not [:0]: handed-out entries must stay intact
+		} else {
+			l.recent = l.recent[i+1-l.recent[0].Index:]
+		}
 	}
 }

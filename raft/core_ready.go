@@ -40,7 +40,7 @@ type Ready struct {
 // hasReady reports whether the core has work for its driver.
 func (c *core) hasReady() bool {
 	hs := c.hardState()
-	return len(c.msgs) > 0 || len(c.msgsAfter) > 0 || len(c.log.unstable) > 0 ||
+	return len(c.msgs) > 0 || len(c.msgsAfter) > 0 || len(c.log.toPersist()) > 0 ||
 		c.log.snap != nil || len(c.snapshotsToSend) > 0 ||
 		hs != c.persisted || c.hasCommittedToApply()
 }
@@ -55,7 +55,7 @@ func (c *core) ready() Ready {
 	hs := c.hardState()
 	rd := Ready{
 		HardState:       hs,
-		Entries:         c.log.unstableEntries(),
+		Entries:         c.log.toPersist(),
 		Snapshot:        c.log.snap,
 		Messages:        c.msgs,
 		MessagesAfter:   c.msgsAfter,
@@ -70,14 +70,21 @@ func (c *core) ready() Ready {
 	return rd
 }
 
-// advance tells the core that rd has been carried out.
-func (c *core) advance(rd Ready) {
+// advance tells the core that rd has been carried out. With async, rd's
+// entries were handed to a write that is still in flight: they become
+// durable only at writeDone, and until then no further entries are handed
+// out (the next batch accumulates and goes in one write).
+func (c *core) advance(rd Ready, async bool) {
 	if rd.Snapshot != nil {
 		c.log.snapshotInstalled(rd.Snapshot.Index)
 	}
 	if n := len(rd.Entries); n > 0 {
 		last := rd.Entries[n-1]
-		c.log.stableTo(last.Index, last.Term)
+		if async {
+			c.log.submitted = last.Index
+		} else {
+			c.log.stableTo(last.Index, last.Term)
+		}
 	}
 	if n := len(rd.Committed); n > 0 {
 		c.log.appliedTo(rd.Committed[n-1].Index)
@@ -94,6 +101,17 @@ func (c *core) advance(rd Ready) {
 			if pr.maybeUpdate(c.durableLastIndex()) && c.maybeCommit() {
 				c.bcastAppend()
 			}
+		}
+	}
+}
+
+// writeDone records that the asynchronous write of entries up to index
+// completed: the leader now counts its own log toward the quorum.
+func (c *core) writeDone(index uint64) {
+	c.log.writeDone(index)
+	if c.state == Leader {
+		if pr := c.prs[c.id]; pr != nil && pr.maybeUpdate(c.durableLastIndex()) && c.maybeCommit() {
+			c.bcastAppend()
 		}
 	}
 }

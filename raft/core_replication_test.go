@@ -95,7 +95,7 @@ func TestPaper53_ConflictTruncation(t *testing.T) {
 		Entries: []Entry{{Index: 2, Term: 2, Data: []byte("a")}, {Index: 3, Term: 2, Data: []byte("b")}}})
 	rd0 := c.ready()
 	tc.logs["n2"].save(rd0.HardState, rd0.Entries)
-	c.advance(rd0)
+	c.advance(rd0, false)
 	c.step(Message{Type: MsgApp, From: "n3", To: "n2", Term: 3, Index: 2, LogTerm: 2,
 		Entries: []Entry{{Index: 3, Term: 3, Data: []byte("c")}}})
 	rd := c.ready()
@@ -103,7 +103,7 @@ func TestPaper53_ConflictTruncation(t *testing.T) {
 		t.Fatalf("entries to persist %v, want the replacement at 3", rd.Entries)
 	}
 	tc.logs["n2"].save(rd.HardState, rd.Entries)
-	c.advance(rd)
+	c.advance(rd, false)
 	if got, _ := c.log.term(3); got != 3 || c.log.lastIndex() != 3 {
 		t.Fatalf("term at 3 = %d last %d, want 3 and 3", got, c.log.lastIndex())
 	}
@@ -199,7 +199,7 @@ func TestLeaderCountsItselfOnlyWhenDurable(t *testing.T) {
 		t.Fatal("ready claims commit before persistence")
 	}
 	tc.logs["n1"].save(rd.HardState, rd.Entries)
-	c.advance(rd)
+	c.advance(rd, false)
 	if c.log.committed < idx {
 		t.Fatalf("commit %d after persistence, want >= %d", c.log.committed, idx)
 	}
@@ -246,7 +246,7 @@ func TestPipeliningBounded(t *testing.T) {
 	if sent != 4 {
 		t.Fatalf("%d appends in flight to n2, want 4 (the window)", sent)
 	}
-	c.advance(rd)
+	c.advance(rd, false)
 }
 
 // Random delivery order, drops and duplicates never make logs diverge in

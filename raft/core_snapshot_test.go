@@ -91,7 +91,7 @@ func TestSnapshotOlderThanCommitIgnored(t *testing.T) {
 	if !found {
 		t.Fatalf("follower did not answer with its commit index %d: %v", commit, rd.MessagesAfter)
 	}
-	c2.advance(rd)
+	c2.advance(rd, false)
 	if c2.log.committed != commit || c2.log.lastIndex() != last {
 		t.Fatalf("commit/last moved to %d/%d from %d/%d", c2.log.committed, c2.log.lastIndex(), commit, last)
 	}
@@ -122,7 +122,7 @@ func TestSnapshotTwoInQuickSuccession(t *testing.T) {
 		t.Fatalf("snapshot to install %+v, want the newer (20)", rd.Snapshot)
 	}
 	tc.logs["n3"].compact(20, s2.Term)
-	c3.advance(rd)
+	c3.advance(rd, false)
 	c3.step(Message{Type: MsgSnap, From: "n1", To: "n3", Term: c1.term, Snapshot: &s1})
 	if rd := c3.ready(); rd.Snapshot != nil {
 		t.Fatalf("older snapshot installed after a newer one: %+v", rd.Snapshot)

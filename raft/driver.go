@@ -37,6 +37,12 @@ type driver struct {
 	// pending holds the waiters of appended entries, in index order.
 	pending []pendingWaiter
 
+	// The leader's asynchronous log writes (driver_persist.go).
+	saveq      chan saveJob
+	saveDone   chan saveResult
+	writerDone chan struct{}
+	saving     bool
+
 	status   atomic.Pointer[Status]
 	watchMu  sync.Mutex
 	watchers chan struct{}
@@ -100,6 +106,10 @@ func newDriver(cfg Config, store Storage, trans Transport, applyq *queue[applyTa
 		done:      make(chan struct{}),
 		exited:    make(chan struct{}),
 
+		saveq:      make(chan saveJob, 1),
+		saveDone:   make(chan saveResult, 1),
+		writerDone: make(chan struct{}),
+
 		snapResults: newQueue[snapResult](0),
 		snapCreated: newQueue[SnapshotMeta](0),
 	}
@@ -135,6 +145,7 @@ func (d *driver) run() {
 	defer close(d.exited)
 	defer d.cleanup()
 	d.trans.Register(handler{d})
+	go d.writer()
 	ticker := time.NewTicker(d.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -149,6 +160,11 @@ func (d *driver) run() {
 		case <-d.applyWake:
 		case <-d.snapResults.ready():
 		case <-d.snapCreated.ready():
+		case r := <-d.saveDone:
+			if err := d.finishSave(r); err != nil {
+				d.stop(err)
+				return
+			}
 		case f := <-d.ctrl:
 			f()
 		}
@@ -182,6 +198,13 @@ func (d *driver) run() {
 // processReady carries out Ready batches until the core has none.
 func (d *driver) processReady() error {
 	for {
+		if d.saving && d.core.state != Leader {
+			// A node that stopped leading saves synchronously again, after
+			// the leader's last write, in order.
+			if err := d.waitSave(); err != nil {
+				return err
+			}
+		}
 		d.core.applyHeld = d.handed-d.applied.Load() >= uint64(d.cfg.MaxApplyBacklog)
 		if !d.core.hasReady() {
 			return d.core.err()
@@ -196,12 +219,23 @@ func (d *driver) processReady() error {
 				return err
 			}
 		}
+		async := false
 		if rd.MustSave {
-			if err := d.store.Save(rd.HardState, rd.Entries); err != nil {
-				return fmt.Errorf("raft: save hard state and %d entries: %w", len(rd.Entries), err)
+			if rd.State == Leader && rd.Snapshot == nil && !d.saving && len(rd.Entries) > 0 {
+				d.submitSave(rd)
+				async = true
+			} else {
+				if err := d.waitSave(); err != nil {
+					return err
+				}
+				if err := d.store.Save(rd.HardState, rd.Entries); err != nil {
+					return fmt.Errorf("raft: save hard state and %d entries: %w", len(rd.Entries), err)
+				}
 			}
 		}
-		d.sendAll(rd.MessagesAfter)
+		if !async {
+			d.sendAll(rd.MessagesAfter)
+		}
 		if len(rd.Committed) > 0 {
 			d.handCommitted(rd.Committed)
 		}
@@ -216,7 +250,7 @@ func (d *driver) processReady() error {
 		if rd.State == Leader {
 			d.leaderTerm = rd.Term
 		}
-		d.core.advance(rd)
+		d.core.advance(rd, async)
 	}
 }
 
@@ -428,6 +462,7 @@ func (d *driver) stopErr() error {
 // cleanup runs on the driver goroutine as it exits.
 func (d *driver) cleanup() {
 	d.trans.Register(nil)
+	d.stopWriter()
 	d.cancel()
 	// Snapshot senders see the cancelled context and return.
 	d.bg.Wait()

@@ -128,6 +128,9 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 // start after it and the state machine is restored from it (in order with
 // the committed entries already handed to the apply goroutine).
 func (d *driver) installSnapshot(meta SnapshotMeta) error {
+	if err := d.waitSave(); err != nil {
+		return err
+	}
 	if err := d.store.Compact(meta.Index, meta.Term); err != nil {
 		return fmt.Errorf("raft: install snapshot %d: compact log: %w", meta.Index, err)
 	}
@@ -162,6 +165,9 @@ func (d *driver) snapshotCreated(meta SnapshotMeta) error {
 			return nil
 		}
 		return fmt.Errorf("raft: compact to %d: %w", to, err)
+	}
+	if err := d.waitSave(); err != nil {
+		return err
 	}
 	if err := d.store.Compact(to, term); err != nil {
 		return fmt.Errorf("raft: compact log to %d: %w", to, err)
