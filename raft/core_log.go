@@ -307,7 +307,6 @@ func (l *raftLog) commitTo(i uint64) bool {
 	return false
 }
 
-
 // stableTo marks the unstable tail up to index i (term t) persisted.
 func (l *raftLog) stableTo(i, t uint64) {
 	if i < l.offset || i >= l.offset+uint64(len(l.unstable)) {

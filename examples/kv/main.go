@@ -160,7 +160,7 @@ func runNode(ctx context.Context, out io.Writer, logger hclog.Logger, o options)
 	if o.join != "" {
 		fmt.Fprintf(out, "joining the cluster at %s ...\n", o.join)
 		joinCtx, cancel := context.WithTimeout(ctx, membershipTimeout)
-		err := joinCluster(joinCtx, o.join, joinRequest{ID: raft.NodeID(o.id), RaftAddr: o.addr, HTTPAddr: o.http}, n.book.learn)
+		err := joinCluster(joinCtx, o.join, joinRequest{ID: raft.NodeID(o.id), RaftAddr: o.addr, HTTPAddr: o.http})
 		cancel()
 		if err != nil {
 			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -84,7 +84,8 @@ func (a *API) record(ctx context.Context, addrs map[raft.NodeID]string) error {
 
 // join adds a node: it records the HTTP addresses (so that every node,
 // the new one included, can redirect to any leader), adds the node as a
-// learner, waits until it has caught up, and promotes it to voter. It is
+// learner, waits until it has caught up (raft's check, and the node's own
+// GET /status reporting the log applied), and promotes it to voter. It is
 // idempotent: a node that is already a voter is answered at once.
 func (a *API) join(w http.ResponseWriter, r *http.Request) {
 	body, ok := readBody(w, r)
@@ -111,7 +112,8 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("%s is already a member at %s", req.ID, srv.Addr)})
 		return
 	}
-	addrs := maps.Clone(a.httpAddrs)
+	addrs := make(map[raft.NodeID]string, len(a.httpAddrs)+1)
+	maps.Copy(addrs, a.httpAddrs) // a.httpAddrs may be nil
 	addrs[req.ID] = req.HTTPAddr
 	if err := a.record(ctx, addrs); err != nil {
 		a.writeInfraError(w, r, err)
@@ -124,12 +126,70 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !member || srv.Suffrage == raft.Learner {
+		// Promote only a learner that demonstrably receives the log: raft's
+		// own catch-up check counts a learner within Config.MaxCatchUpLag
+		// entries of the commit index, which a short log satisfies even for
+		// a node that never answered (a wrong raft_addr, a dead process),
+		// and promoting such a node would cost the cluster a failure it
+		// could otherwise tolerate.
+		if err := waitApplied(ctx, req, a.node.Status().Commit); err != nil {
+			a.writeInfraError(w, r, err)
+			return
+		}
 		if err := a.node.PromoteLearner(ctx, req.ID); err != nil {
 			a.writeInfraError(w, r, err)
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, a.membersSnapshot())
+}
+
+// waitApplied polls the joining node's GET /status until it reports, under
+// its own ID, that it has applied index. It returns an error matching
+// ctx.Err() with the node's last answer if ctx ends first.
+func waitApplied(ctx context.Context, req joinRequest, index uint64) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	url := "http://" + req.HTTPAddr + "/status"
+	last := "no answer"
+	for {
+		st, err := getStatus(ctx, client, url)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case st.ID != req.ID:
+			last = fmt.Sprintf("%s answers as node %q", req.HTTPAddr, st.ID)
+		case st.Applied >= index:
+			return nil
+		default:
+			last = fmt.Sprintf("applied %d", st.Applied)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s (%s) has not applied index %d: %s", ctx.Err(), req.ID, url, index, last)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// getStatus reads a node's GET /status.
+func getStatus(ctx context.Context, client *http.Client, url string) (statusBody, error) {
+	var st statusBody
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return st, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return st, nil
 }
 
 func (req joinRequest) validate() error {
@@ -167,10 +227,8 @@ func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 
 // joinCluster asks the cluster at joinAddr (any member's HTTP host:port or
 // URL; followers redirect to the leader) to add self, retrying while the
-// cluster is busy or has no leader, until ctx ends. Before that it reads the
-// membership from joinAddr and hands every member's raft address to learn
-// (see addrBook).
-func joinCluster(ctx context.Context, joinAddr string, self joinRequest, learn func(raft.NodeID, string)) error {
+// cluster is busy or has no leader, until ctx ends.
+func joinCluster(ctx context.Context, joinAddr string, self joinRequest) error {
 	url := strings.TrimSuffix(joinAddr, "/")
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
@@ -182,11 +240,7 @@ func joinCluster(ctx context.Context, joinAddr string, self joinRequest, learn f
 	}
 	client := &http.Client{Timeout: membershipTimeout + 10*time.Second}
 	delay := 100 * time.Millisecond
-	learned := false
 	for {
-		if !learned {
-			learned = learnMembers(ctx, client, url, learn)
-		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			return fmt.Errorf("join %s: %w", url, err)
@@ -214,26 +268,4 @@ func joinCluster(ctx context.Context, joinAddr string, self joinRequest, learn f
 		}
 		delay = min(2*delay, 2*time.Second)
 	}
-}
-
-// learnMembers reads GET /members at url and passes each member's raft
-// address to learn. It reports whether it succeeded.
-func learnMembers(ctx context.Context, client *http.Client, url string, learn func(raft.NodeID, string)) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	var mb membersBody
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&mb) != nil || len(mb.Members) == 0 {
-		return false
-	}
-	for _, m := range mb.Members {
-		learn(m.ID, m.RaftAddr)
-	}
-	return true
 }

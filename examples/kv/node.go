@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,43 +68,6 @@ type nodeSpec struct {
 	Logger    hclog.Logger
 }
 
-// addrBook wraps the TCP transport and fills in the address of a peer that
-// is missing from the node's configuration. A node that joins a running
-// cluster starts with no configuration: until the leader's log reaches it,
-// the raft driver does not know the leader's address and sends its replies
-// with an empty Peer.Addr, which the TCP transport cannot dial. The joining
-// node learns every member's raft address from GET /members first.
-//
-// Concurrency: safe for concurrent use.
-type addrBook struct {
-	*tcp.Transport
-	mu    sync.RWMutex
-	addrs map[raft.NodeID]string
-}
-
-func (b *addrBook) learn(id raft.NodeID, addr string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.addrs[id] = addr
-}
-
-func (b *addrBook) fill(p raft.Peer) raft.Peer {
-	if p.Addr == "" {
-		b.mu.RLock()
-		p.Addr = b.addrs[p.ID]
-		b.mu.RUnlock()
-	}
-	return p
-}
-
-// Send fills in to.Addr if it is empty and sends.
-func (b *addrBook) Send(to raft.Peer, msgs []raft.Message) { b.Transport.Send(b.fill(to), msgs) }
-
-// SendSnapshot fills in to.Addr if it is empty and sends.
-func (b *addrBook) SendSnapshot(ctx context.Context, to raft.Peer, m raft.Message, r io.Reader) error {
-	return b.Transport.SendSnapshot(ctx, b.fill(to), m, r)
-}
-
 // kvNode is a running node: raft, its storage, transport and HTTP server.
 type kvNode struct {
 	id       raft.NodeID
@@ -114,7 +75,6 @@ type kvNode struct {
 	kv       *KV
 	store    *pebble.Store
 	tr       *tcp.Transport
-	book     *addrBook
 	srv      *http.Server
 	httpAddr string
 	served   chan error
@@ -127,8 +87,7 @@ const clusterID = "typedraft-kv"
 // static cluster of spec.Peers, a no-op on restart) and serves HTTP. On
 // error it closes everything, including spec.Transport and spec.HTTP.
 func startNode(ctx context.Context, spec nodeSpec) (n *kvNode, err error) {
-	n = &kvNode{id: spec.ID, tr: spec.Transport, kv: NewKV(), httpAddr: spec.HTTP.Addr().String(), served: make(chan error, 1),
-		book: &addrBook{Transport: spec.Transport, addrs: map[raft.NodeID]string{}}}
+	n = &kvNode{id: spec.ID, tr: spec.Transport, kv: NewKV(), httpAddr: spec.HTTP.Addr().String(), served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			spec.HTTP.Close()
@@ -146,7 +105,7 @@ func startNode(ctx context.Context, spec nodeSpec) (n *kvNode, err error) {
 		return nil, fmt.Errorf("node %s: %w", spec.ID, err)
 	}
 	cfg := raft.Config{ID: spec.ID, Logger: spec.Logger}
-	if n.raft, err = raft.New(cfg, n.kv, n.store, n.book); err != nil {
+	if n.raft, err = raft.New(cfg, n.kv, n.store, n.tr); err != nil {
 		return nil, fmt.Errorf("node %s: %w", spec.ID, err)
 	}
 	// Every founding node bootstraps with the same servers; on restart the
@@ -154,7 +113,10 @@ func startNode(ctx context.Context, spec nodeSpec) (n *kvNode, err error) {
 	// no-op; after membership changes it reports ErrBootstrapped). A node
 	// that joins a running cluster starts empty and never bootstraps: the
 	// leader adds it (AddLearner, then PromoteLearner) and replicates the
-	// log or a snapshot to it.
+	// log or a snapshot to it. Until the configuration reaches it, the new
+	// node does not know the leader's raft address; its replies still get
+	// through because the TCP transport learns the address from the
+	// leader's handshake (tcp.Options.AdvertiseAddr).
 	if !spec.Join {
 		if err := n.raft.Bootstrap(ctx, servers); err != nil {
 			if !errors.Is(err, raft.ErrBootstrapped) {

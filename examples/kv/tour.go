@@ -317,7 +317,7 @@ func (tc *tourCluster) join(ctx context.Context, out io.Writer, via *kvNode) err
 	tc.peers = append(tc.peers, p)
 	tc.mu.Unlock()
 	t0 := time.Now()
-	if err := joinCluster(ctx, via.httpAddr, joinRequest{ID: id, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}, n.book.learn); err != nil {
+	if err := joinCluster(ctx, via.httpAddr, joinRequest{ID: id, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}); err != nil {
 		return err
 	}
 	took := time.Since(t0).Round(time.Millisecond)
