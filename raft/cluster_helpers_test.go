@@ -135,6 +135,8 @@ type cluster struct {
 	trs    map[raft.NodeID]*inmem.Transport
 	// tune adjusts every node's config before it starts.
 	tune func(*raft.Config)
+	// wrap, if set, wraps each node's store (to observe or delay writes).
+	wrap func(raft.NodeID, *memory.Store) raft.Storage
 }
 
 func testConfig(id raft.NodeID) raft.Config {
@@ -147,8 +149,15 @@ func newCluster(t *testing.T, n int, tune ...func(*raft.Config)) *cluster {
 
 func newClusterTB(t testing.TB, n int, tune ...func(*raft.Config)) *cluster {
 	t.Helper()
+	return newClusterWrapped(t, n, nil, tune...)
+}
+
+// newClusterWrapped is newCluster with each node's store wrapped by wrap.
+func newClusterWrapped(t testing.TB, n int, wrap func(raft.NodeID, *memory.Store) raft.Storage, tune ...func(*raft.Config)) *cluster {
+	t.Helper()
 	c := &cluster{t: t, net: inmem.NewNetwork(int64(n)), nodes: map[raft.NodeID]*node{},
-		sms: map[raft.NodeID]*kvSM{}, stores: map[raft.NodeID]*memory.Store{}, trs: map[raft.NodeID]*inmem.Transport{}}
+		sms: map[raft.NodeID]*kvSM{}, stores: map[raft.NodeID]*memory.Store{}, trs: map[raft.NodeID]*inmem.Transport{},
+		wrap: wrap}
 	if len(tune) > 0 {
 		c.tune = tune[0]
 	}
@@ -176,7 +185,11 @@ func (c *cluster) start(id raft.NodeID) {
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
-	nd, err := raft.New(cfg, c.sms[id], c.stores[id], c.trs[id])
+	var store raft.Storage = c.stores[id]
+	if c.wrap != nil {
+		store = c.wrap(id, c.stores[id])
+	}
+	nd, err := raft.New(cfg, c.sms[id], store, c.trs[id])
 	if err != nil {
 		c.t.Fatalf("new %s: %v", id, err)
 	}

@@ -174,7 +174,12 @@ func TestClusterPartitionedNodeRejoinsWithoutDisruption(t *testing.T) {
 
 func TestClusterConcurrentProposals(t *testing.T) {
 	const clients, perClient = 64, 157 // 10,048 proposals
-	c := newCluster(t, 3)
+	// 10,048 proposals at once keep each node busy for a long time under
+	// the race detector; a 50 ms election timeout then lets a follower time
+	// out, and the test would measure scheduling rather than what it checks
+	// (every proposal lands, in the same order everywhere). One second is
+	// still short next to the test's deadlines.
+	c := newCluster(t, 3, func(cfg *raft.Config) { cfg.ElectionTicks = 200 })
 	lead := c.leader()
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)

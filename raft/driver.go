@@ -42,6 +42,9 @@ type driver struct {
 	saveDone   chan saveResult
 	writerDone chan struct{}
 	saving     bool
+	// commitScanned is the commit index up to which resolveCommitted has
+	// looked at pending.
+	commitScanned uint64
 
 	status   atomic.Pointer[Status]
 	watchMu  sync.Mutex
@@ -251,6 +254,7 @@ func (d *driver) processReady() error {
 			d.leaderTerm = rd.Term
 		}
 		d.core.advance(rd, async)
+		d.resolveCommitted()
 	}
 }
 

@@ -1,6 +1,9 @@
 package raft
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+)
 
 // A leader writes its own log on a writer goroutine (thesis §10.2.1): while
 // one Save is in flight, the driver keeps stepping acknowledgements,
@@ -72,4 +75,25 @@ func (d *driver) stopWriter() {
 	}
 	close(d.saveq)
 	<-d.writerDone
+}
+
+// resolveCommitted answers Committed-mode proposals as soon as the commit
+// index covers them: a quorum of followers may commit an entry before the
+// leader's own write of it completes, and well before it is applied.
+func (d *driver) resolveCommitted() {
+	ci := d.core.log.committed
+	if ci <= d.commitScanned {
+		return
+	}
+	from := d.commitScanned
+	d.commitScanned = ci
+	i := sort.Search(len(d.pending), func(k int) bool { return d.pending[k].index > from })
+	for ; i < len(d.pending) && d.pending[i].index <= ci; i++ {
+		p := d.pending[i]
+		// The same index and term as proposed: the entry is ours, and a
+		// committed entry never changes.
+		if t, err := d.core.log.term(p.index); err == nil && t == p.term {
+			p.w.committedAt(p.index, p.term)
+		}
+	}
 }

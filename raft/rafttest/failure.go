@@ -81,9 +81,18 @@ const (
 	// to an entry of its own term; earlier entries commit indirectly
 	// (§5.4.2, Figure 8).
 	InvariantCurrentTermCommit = "CurrentTermCommit"
-	// InvariantCommitDurable: a committed entry is durably stored by a
-	// quorum of voters.
+	// InvariantCommitDurable: when a leader advances its commit index, the
+	// entry there is durably stored by a majority of the voters of its
+	// configuration (of both voter sets while it is joint); every node's
+	// commit index stays durably stored by a majority of the voters of the
+	// configuration in force at that index (see checkCommitDurable); and no
+	// node commits beyond what a leader committed.
 	InvariantCommitDurable = "CommitDurable"
+	// InvariantOnlyVotersCampaign: a node campaigns (pre-candidate or
+	// candidate) only while it is a voter of its own configuration:
+	// learners, spare nodes not yet added and removed nodes that know it
+	// never do.
+	InvariantOnlyVotersCampaign = "OnlyVotersCampaign"
 	// InvariantMonotonic: term, commit and applied never decrease within a
 	// node's lifetime, and the durable term and commit never decrease
 	// across restarts.
@@ -100,8 +109,11 @@ const (
 	// saw succeed is applied at its index on every node.
 	InvariantAckedWritesDurable = "AckedWritesDurable"
 	// InvariantLiveness: once every fault is healed, the cluster elects a
-	// leader and brings every node up to date within Options.SettleTicks.
+	// leader and brings every member up to date within Options.SettleTicks.
 	InvariantLiveness = "Liveness"
+	// InvariantRecover: within Options.RecoverTicks of the moment faults
+	// stop, exactly one node leads and its configuration is not joint.
+	InvariantRecover = "Recover"
 	// InvariantApplication: the workload's state machine or codec failed
 	// (e.g. a committed command did not decode).
 	InvariantApplication = "Application"
@@ -128,19 +140,62 @@ type Report struct {
 	// sent and Lost those dropped by faults or partitions.
 	Leaders, Crashes, RestartAlls, Partitions, Pauses int
 	// Snapshots counts snapshots taken, Installs snapshots installed from a
-	// leader.
-	Snapshots, Installs int
-	Messages, Lost      int64
+	// leader; SnapshotCrashes and InstallCrashes count crashes in the middle
+	// of taking and of installing one (injected by Faults.CrashSnapshot or
+	// by an ordinary crash that fell there).
+	Snapshots, Installs             int
+	SnapshotCrashes, InstallCrashes int
+	// Membership counts the membership and leadership-transfer faults.
+	Membership MembershipReport
+	// RecoverTicks is how long, after faults stopped, the cluster took to
+	// have exactly one leader with a non-joint configuration.
+	RecoverTicks   int
+	Messages, Lost int64
 	// TraceHash is a hash of every event of the run; two runs with the same
 	// Seed and Options have the same TraceHash.
 	TraceHash uint64
 }
 
+// MembershipReport counts what the membership fault (Faults.Membership)
+// and the leadership-transfer fault (Faults.Transfer) did in a run. Each
+// change counts once, when the leader accepted it, under the kind the fault
+// asked for.
+type MembershipReport struct {
+	// Accepted and Refused count proposed changes; Refused ones were
+	// rejected by the core (another change pending, a learner not caught up,
+	// a transfer in progress).
+	Accepted, Refused int
+	// AddLearner counts learners added (Rejoined those among them that had
+	// been members before); Promote changes that made learners voters;
+	// RemoveVoter removals of a follower voter; RemoveLeader removals of
+	// the leader itself; Demote voters made learners; Replace changes that
+	// removed a voter and promoted a learner at once; RemoveLearner
+	// learners removed.
+	AddLearner, Rejoined, Promote, RemoveVoter, RemoveLeader, Demote, Replace, RemoveLearner int
+	// Committed counts configuration entries committed (the bootstrap one
+	// excluded); Joint those of them that were joint; MinVoters and
+	// MaxVoters the range of voter counts of committed configurations.
+	Committed, Joint, MinVoters, MaxVoters int
+	// Shutdowns counts removed nodes shut down for good.
+	Shutdowns int
+	// Transfers and TransfersRefused count leadership transfers the leader
+	// started and refused.
+	Transfers, TransfersRefused int
+}
+
+// Changes reports whether any membership change was accepted.
+func (m MembershipReport) Changes() bool { return m.Accepted > 0 }
+
 // String renders the report on one line.
 func (r Report) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d steps=%d ticks=%d submitted=%d ops=%d acked=%d unknown=%d dropped=%d leaders=%d crashes=%d restart-alls=%d partitions=%d pauses=%d snapshots=%d installs=%d msgs=%d lost=%d hash=%016x",
+	m := r.Membership
+	return fmt.Sprintf("seed=%d nodes=%d steps=%d ticks=%d submitted=%d ops=%d acked=%d unknown=%d dropped=%d leaders=%d crashes=%d restart-alls=%d partitions=%d pauses=%d snapshots=%d installs=%d snapshot-crashes=%d install-crashes=%d "+
+		"conf-changes=%d/%d (add=%d rejoin=%d promote=%d remove=%d remove-leader=%d demote=%d replace=%d remove-learner=%d) committed-confs=%d joint=%d voters=%d..%d shutdowns=%d transfers=%d/%d recover=%d msgs=%d lost=%d hash=%016x",
 		r.Seed, r.Nodes, r.Steps, r.Ticks, r.Submitted, r.Ops, r.Acked, r.Unknown, r.Dropped, r.Leaders, r.Crashes,
-		r.RestartAlls, r.Partitions, r.Pauses, r.Snapshots, r.Installs, r.Messages, r.Lost, r.TraceHash)
+		r.RestartAlls, r.Partitions, r.Pauses, r.Snapshots, r.Installs, r.SnapshotCrashes, r.InstallCrashes,
+		m.Accepted, m.Accepted+m.Refused, m.AddLearner, m.Rejoined, m.Promote, m.RemoveVoter, m.RemoveLeader, m.Demote, m.Replace, m.RemoveLearner,
+		m.Committed, m.Joint, m.MinVoters, m.MaxVoters, m.Shutdowns, m.Transfers, m.Transfers+m.TransfersRefused,
+		r.RecoverTicks, r.Messages, r.Lost, r.TraceHash)
 }
 
 // eventKind names one kind of scheduling step.
@@ -168,6 +223,11 @@ const (
 	evSnapReport
 	evSnapshot
 	evInstall
+	evSnapCreated
+	evConfChange
+	evTransfer
+	evShutdown
+	evRecovered
 )
 
 var eventNames = [...]string{
@@ -176,6 +236,8 @@ var eventNames = [...]string{
 	evPause: "pause", evResume: "resume", evPartition: "partition", evHeal: "heal",
 	evResolve: "resolve", evTimeout: "timeout", evSettle: "settle", evUnreachable: "unreachable",
 	evSnapReport: "snapshot-report", evSnapshot: "snapshot", evInstall: "install",
+	evSnapCreated: "snapshot-created", evConfChange: "conf-change", evTransfer: "transfer", evShutdown: "shutdown",
+	evRecovered: "recovered",
 }
 
 // event is one recorded step. Fields not relevant to the kind are zero.
@@ -285,15 +347,27 @@ func (t *tracer) format(e event) string {
 		s += fmt.Sprintf(" minority=%b one-way=%v", e.a, e.b == 1)
 	case evSnapReport:
 		s += fmt.Sprintf(" peer=%s ok=%v", t.name(int(e.a)), e.b == 1)
-	case evSnapshot, evInstall:
+	case evSnapshot, evInstall, evSnapCreated:
 		s += fmt.Sprintf(" index=%d term=%d", e.a, e.term)
+	case evConfChange:
+		s += fmt.Sprintf(" %s %s index=%d", confActionNames[e.a>>8], t.name(int(e.a&0xff)), e.b)
+		if e.b == 0 {
+			s += " (refused)"
+		}
+	case evTransfer:
+		s += fmt.Sprintf(" to=%s started=%v", t.name(int(e.a)), e.b == 1)
 	case evUnreachable:
 		s += fmt.Sprintf(" peers=%b", e.a)
 	case evPause:
 		s += fmt.Sprintf(" until=t%d", e.a)
 	case evCrash:
-		if e.a == 1 {
+		switch e.a {
+		case crashUnsaved:
 			s += " (batch sent, not saved)"
+		case crashSnapshot:
+			s += " (taking a snapshot)"
+		case crashInstall:
+			s += " (installing a snapshot)"
 		}
 	case evTick:
 		s = fmt.Sprintf("#%d t%d tick", e.step, e.tick)

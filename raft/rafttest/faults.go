@@ -25,6 +25,31 @@ func (s *sim) injectTickFaults() {
 			s.crash(s.nodes[l], s.tick+1+s.rng.IntN(s.f.CrashTicks+1))
 		}
 	}
+	if f.Membership > 0 && s.rng.Float64() < f.Membership {
+		s.changeMembership()
+	}
+	if f.Transfer > 0 && s.rng.Float64() < f.Transfer {
+		s.transferLeadership()
+	}
+}
+
+// targets returns the nodes that faults aimed at the cluster pick from: the
+// members of the newest committed configuration (with its joint half), or
+// every node that is not shut down if none is committed yet. Spares not yet
+// added and removed nodes still running are left out, so that they do not
+// dilute the faults.
+func (s *sim) targets() []int {
+	var out []int
+	cfg := s.g.committedConf()
+	for _, n := range s.nodes {
+		if n.off {
+			continue
+		}
+		if _, ok := cfg.Server(n.id); ok || len(cfg.Servers) == 0 {
+			out = append(out, n.idx)
+		}
+	}
+	return out
 }
 
 // leader returns the running node that leads in the highest term, or -1.
@@ -46,10 +71,20 @@ func (s *sim) leader() int {
 // on either side, cutting one or both directions.
 func (s *sim) partition() {
 	nn := len(s.nodes)
-	k := 1 + s.rng.IntN(max(1, (nn-1)/2))
+	group := s.targets()
+	if len(group) < 2 {
+		return
+	}
+	k := 1 + s.rng.IntN(max(1, (len(group)-1)/2))
 	lead := s.leader()
+	if lead >= 0 && !slices.Contains(group, lead) {
+		lead = -1
+	}
 	leaderInMinority := lead >= 0 && s.rng.IntN(2) == 0
-	perm := s.rng.Perm(nn)
+	perm := make([]int, len(group))
+	for i, j := range s.rng.Perm(len(group)) {
+		perm[i] = group[j]
+	}
 	minority := make([]bool, nn)
 	count := 0
 	if leaderInMinority {
@@ -99,8 +134,8 @@ func (s *sim) partition() {
 // timeout: no ticks, no deliveries, no disk.
 func (s *sim) pauseSome() {
 	var up []int
-	for _, n := range s.nodes {
-		if n.up && !n.paused(s.tick) {
+	for _, i := range s.targets() {
+		if n := s.nodes[i]; n.up && !n.paused(s.tick) {
 			up = append(up, n.idx)
 		}
 	}
@@ -114,16 +149,18 @@ func (s *sim) pauseSome() {
 	s.record(event{kind: evPause, node: n.idx, a: uint64(n.pausedUntil)})
 }
 
-// crashSome crashes a running node, preferring one that has sent a batch's
-// early messages but not saved the batch.
+// crashSome crashes a running member, preferring one in a vulnerable
+// window: it has sent a batch's early messages but not saved the batch, or
+// is taking or installing a snapshot.
 func (s *sim) crashSome() {
 	var up, unsaved []int
-	for _, n := range s.nodes {
+	for _, i := range s.targets() {
+		n := s.nodes[i]
 		if !n.up {
 			continue
 		}
 		up = append(up, n.idx)
-		if n.phase == phaseSave {
+		if n.phase == phaseSave || n.snapPending != nil {
 			unsaved = append(unsaved, n.idx)
 		}
 	}
@@ -144,23 +181,48 @@ func (s *sim) restartAll() {
 	for _, n := range s.nodes {
 		if n.up {
 			s.crash(n, at)
-		} else {
+		} else if !n.off {
 			n.downUntil = at
 		}
 	}
 	s.rep.RestartAlls++
 }
 
+// Why a node crashed, as recorded in its crash event.
+const (
+	crashPlain uint64 = iota
+	crashUnsaved
+	crashSnapshot
+	crashInstall
+)
+
 // crash stops n, losing everything it had not saved; it restarts at tick
 // until.
-func (s *sim) crash(n *node, until int) {
-	var unsaved uint64
-	if n.phase == phaseSave {
-		unsaved = 1
+func (s *sim) crash(n *node, until int) { s.crashFor(n, until, crashPlain) }
+
+// crashFor crashes n; why is crashSnapshot or crashInstall when the crash
+// is injected in a snapshot window the node's state does not show (a
+// snapshot being written or just received), crashPlain otherwise.
+func (s *sim) crashFor(n *node, until int, why uint64) {
+	switch {
+	case why != crashPlain:
+	case n.phase == phaseSave && n.rd.Snapshot != nil:
+		why = crashInstall
+	case n.snapPending != nil:
+		why = crashSnapshot
+	case n.phase == phaseSave:
+		why = crashUnsaved
 	}
-	s.record(event{kind: evCrash, node: n.idx, a: unsaved})
+	switch why {
+	case crashSnapshot:
+		s.rep.SnapshotCrashes++
+	case crashInstall:
+		s.rep.InstallCrashes++
+	}
+	s.record(event{kind: evCrash, node: n.idx, a: why})
 	n.up, n.core, n.sm = false, nil, nil
 	n.phase, n.rd, n.dirty = phaseIdle, raft.Ready{}, false
+	n.snapPending, n.installed = nil, false
 	n.inc++
 	n.pausedUntil, n.downUntil = 0, until
 	for _, e := range s.net.purgeTo(n.idx) {
@@ -197,8 +259,10 @@ func (s *sim) restart(n *node) {
 	n.disk.reconcile()
 	var meta raft.SnapshotMeta
 	sm := s.app.newMachine()
+	n.appliedConf, n.appliedConfIdx = raft.Configuration{}, 0
 	if n.disk.snap != nil {
 		meta = n.disk.snap.meta
+		n.appliedConf, n.appliedConfIdx = meta.Configuration.Clone(), meta.ConfigIndex
 		if err := sm.restore(n.disk.snap.data); err != nil {
 			s.failf(InvariantApplication, "restart %s: %v", n.id, err)
 			return
@@ -212,6 +276,7 @@ func (s *sim) restart(n *node) {
 	n.core, n.sm, n.up = core, sm, true
 	n.snapAt, n.snapReports = meta.Index, nil
 	n.phase, n.dirty, n.pausedUntil, n.leading = phaseIdle, true, 0, false
+	n.off, n.snapPending, n.installed, n.campaignKey = false, nil, false, [3]uint64{}
 	n.pending = map[uint64]*pendingOp{}
 	_, n.term, _, n.commit, n.applied, _ = core.Basic()
 	n.appliedIdx = n.applied

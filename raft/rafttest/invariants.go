@@ -1,6 +1,8 @@
 package rafttest
 
 import (
+	"reflect"
+	"slices"
 	"sort"
 
 	"github.com/typedraft/typedraft/raft"
@@ -27,7 +29,6 @@ type committedEntry struct {
 // ghost is the simulator's omniscient record of the run, against which the
 // invariants are checked. It spans every node and every incarnation.
 type ghost struct {
-	quorum int
 	// leaders maps a term to the node that led in it.
 	leaders map[uint64]int
 	// grants maps (voter, term) to the candidate the vote went to.
@@ -37,15 +38,44 @@ type ghost struct {
 	entries map[entryKey]uint64
 	// committed is the committed log, entry i at committed[i-1].
 	committed []committedEntry
+	// confs are the configuration entries of the committed log, in order.
+	confs []confAt
+	// leaderCommit is the highest commit index a leader reached (each
+	// checked against its configuration when it was reached).
+	leaderCommit uint64
 }
 
-func newGhost(n int) *ghost {
+// confAt is a configuration created by the entry at index.
+type confAt struct {
+	index uint64
+	cfg   raft.Configuration
+}
+
+func newGhost() *ghost {
 	return &ghost{
-		quorum:  n/2 + 1,
 		leaders: map[uint64]int{},
 		grants:  map[grantKey]int{},
 		entries: map[entryKey]uint64{},
 	}
+}
+
+// confAt returns the configuration in force at index i of the committed log
+// (created by the last configuration entry at or before i) and its index.
+func (g *ghost) confAt(i uint64) (raft.Configuration, uint64) {
+	k := sort.Search(len(g.confs), func(j int) bool { return g.confs[j].index > i })
+	if k == 0 {
+		return raft.Configuration{}, 0
+	}
+	return g.confs[k-1].cfg, g.confs[k-1].index
+}
+
+// committedConf returns the newest committed configuration (empty before
+// the first commit).
+func (g *ghost) committedConf() raft.Configuration {
+	if len(g.confs) == 0 {
+		return raft.Configuration{}
+	}
+	return g.confs[len(g.confs)-1].cfg
 }
 
 // checkAll runs the checks that need only each core's basic state; it runs
@@ -62,7 +92,7 @@ func (s *sim) checkAll() {
 			s.failf(InvariantCoreError, "%s: %v", n.id, err)
 			return
 		}
-		st, term, _, commit, applied, _ := n.core.Basic()
+		st, term, _, commit, applied, last := n.core.Basic()
 		switch {
 		case term < n.term:
 			s.failf(InvariantMonotonic, "%s: term went from %d to %d", n.id, n.term, term)
@@ -73,11 +103,26 @@ func (s *sim) checkAll() {
 		case applied > commit:
 			s.failf(InvariantStateMachineSafety, "%s: applied %d is beyond commit %d", n.id, applied, commit)
 		}
-		if st == raft.Leader && n.leading && term == n.term && commit > n.commit {
+		// A leader's commit index moves only by its own decisions, made
+		// with the configuration it had before this step (a leader that
+		// steps down as it commits the configuration removing it included).
+		if n.leading && term == n.term && commit > n.commit {
 			if e, ok := n.viewEntry(commit); ok && e.Term != term {
 				s.failf(InvariantCurrentTermCommit, "%s, leader of term %d, advanced its commit index from %d to %d, an entry of term %d",
 					n.id, term, n.commit, commit, e.Term)
 				return
+			}
+			s.checkLeaderCommit(n, commit)
+		}
+		if st == raft.Leader && (!n.leading || term != n.term || last != n.confLast) {
+			n.conf, _ = n.core.Configuration()
+			n.confLast = last
+		}
+		if (st == raft.Candidate || st == raft.PreCandidate) && n.campaignKey != [3]uint64{term, uint64(st), last} {
+			n.campaignKey = [3]uint64{term, uint64(st), last}
+			if cfg, idx := n.core.Configuration(); !isVoter(cfg, n.id) {
+				s.failf(InvariantOnlyVotersCampaign, "%s is a %s in term %d, but it is not a voter of its configuration %v (index %d)",
+					n.id, st, term, cfg, idx)
 			}
 		}
 		n.term, n.commit, n.applied = term, commit, applied
@@ -94,6 +139,66 @@ func (s *sim) checkAll() {
 			return
 		}
 	}
+}
+
+// isVoter reports whether id is a voter of either half of cfg.
+func isVoter(cfg raft.Configuration, id raft.NodeID) bool {
+	return slices.Contains(cfg.Voters(), id) || slices.Contains(cfg.OldVoters(), id)
+}
+
+// checkLeaderCommit checks a leader's new commit index against the
+// configuration it decided with (n.conf, read before the step): a majority
+// of its voters, and while it is joint a majority of the outgoing voters
+// too, must hold the leader's entry at commit durably.
+func (s *sim) checkLeaderCommit(n *node, commit uint64) {
+	term, err := n.core.Term(commit)
+	if err != nil {
+		s.failf(InvariantCoreError, "%s commits %d but cannot read its term: %v", n.id, commit, err)
+		return
+	}
+	ph, ok := s.g.entries[entryKey{commit, term}]
+	if !ok && commit <= uint64(len(s.g.committed)) && s.g.committed[commit-1].term == term {
+		ph, ok = s.g.committed[commit-1].phash, true
+	}
+	if !ok {
+		s.failf(InvariantCommitDurable, "%s, leader of term %d, commits %d (term %d), which no node ever saved", n.id, n.term, commit, term)
+		return
+	}
+	for _, half := range [][]raft.NodeID{n.conf.Voters(), n.conf.OldVoters()} {
+		if len(half) == 0 {
+			continue
+		}
+		if have := s.durableCount(half, commit, ph); 2*have <= len(half) {
+			s.failf(InvariantCommitDurable, "%s, leader of term %d, commits %d, but only %d of the voters %v of its configuration %v hold it durably",
+				n.id, n.term, commit, have, half, n.conf)
+			return
+		}
+	}
+	s.g.leaderCommit = max(s.g.leaderCommit, commit)
+}
+
+// durableCount counts the nodes among ids whose durable state holds the log
+// prefix ending at index i with prefix hash ph (as entries, or covered by
+// a compacted prefix that matches the committed log).
+func (s *sim) durableCount(ids []raft.NodeID, i, ph uint64) int {
+	c := s.g.committed
+	count := 0
+	for _, id := range ids {
+		k, ok := s.index[id]
+		if !ok {
+			continue
+		}
+		d := s.nodes[k].disk
+		switch b := d.base; {
+		case b <= i:
+			if i <= d.last() && d.prefixHash(i) == ph {
+				count++
+			}
+		case b <= uint64(len(c)) && c[b-1].phash == d.bhash && c[i-1].phash == ph:
+			count++
+		}
+	}
+	return count
 }
 
 // checkReply checks a message as it leaves n: a vote request carries n's
@@ -204,6 +309,9 @@ func (s *sim) observeCommit(n *node, commit, term uint64) {
 			return
 		}
 		g.committed = append(g.committed, committedEntry{term: e.Term, ehash: entryHash(e), phash: h, commitTerm: term})
+		if e.Type == raft.EntryConfig {
+			s.observeConf(n, e)
+		}
 	}
 	// Everything up to commit was committed in term `term` or earlier.
 	for j := min(commit, uint64(len(g.committed))); j >= 1 && g.committed[j-1].commitTerm > term; j-- {
@@ -236,21 +344,37 @@ func (s *sim) checkLeaderCompleteness(n *node, term uint64) {
 		n.id, term, i, c[i-1].term, c[i-1].commitTerm, n.viewLast())
 }
 
-// checkCommitDurable checks that n's commit index is durably stored, with
-// the same log prefix, by a quorum (as entries or as a snapshot).
+// checkCommitDurable checks that n's commit index does not exceed what a
+// leader committed, and that the entry there is durably stored by a
+// majority of the voters of the configuration in force at that index of the
+// committed log (of its incoming voters if it is joint).
+//
+// This holds at every moment, not only when the entry was committed:
+// whichever leader commits index c uses the configuration at c or one
+// appended after it. One appended after c is either a joint C(cfg,new),
+// which needs a majority of cfg as well, or the C(new) that ends a joint
+// cfg already committed, whose voters are cfg's incoming ones; a learner
+// change keeps the voters. Durable entries of the committed log are never
+// lost. The outgoing half of a joint configuration is not required: an
+// entry appended after C(old,new) committed but before C(new) is committed
+// by C(new)'s majority alone. checkLeaderCommit checks both halves at the
+// moment of commit.
 func (s *sim) checkCommitDurable(n *node, commit uint64) {
 	if commit == 0 {
 		return
 	}
-	count := 0
-	for _, m := range s.nodes {
-		if s.durableMatches(m, commit) {
-			count++
-		}
+	if commit > s.g.leaderCommit {
+		s.failf(InvariantCommitDurable, "%s commits %d, beyond the highest index a leader committed (%d)", n.id, commit, s.g.leaderCommit)
+		return
 	}
-	if count < s.g.quorum {
-		s.failf(InvariantCommitDurable, "%s commits %d, but only %d of %d nodes have it durably (quorum %d)",
-			n.id, commit, count, len(s.nodes), s.g.quorum)
+	cfg, ci := s.g.confAt(commit)
+	voters := cfg.Voters()
+	if ci == 0 || commit > uint64(len(s.g.committed)) {
+		return // observeCommit has failed already
+	}
+	if have := s.durableCount(voters, commit, s.g.committed[commit-1].phash); 2*have <= len(voters) {
+		s.failf(InvariantCommitDurable, "%s commits %d, but only %d of the voters %v of the configuration in force there (index %d) hold it durably",
+			n.id, commit, have, voters, ci)
 	}
 }
 
@@ -307,12 +431,42 @@ func durableEntry(d *disk, e raft.Entry) bool {
 }
 
 // checkSnapshot checks that a snapshot covers the committed log up to its
-// index (it is installed or taken by n).
+// index and records the configuration in force there (it is installed or
+// taken by n).
 func (s *sim) checkSnapshot(n *node, snap *snapshot, what string) {
 	i := snap.meta.Index
 	c := s.g.committed
 	if i > uint64(len(c)) || c[i-1].phash != snap.phash || c[i-1].term != snap.meta.Term {
 		s.failf(InvariantStateMachineSafety, "%s %s a snapshot at %d term %d that does not match the committed log (known committed up to %d)",
 			n.id, what, i, snap.meta.Term, len(c))
+		return
 	}
+	cfg, ci := s.g.confAt(i)
+	if ci != snap.meta.ConfigIndex || !reflect.DeepEqual(cfg, snap.meta.Configuration) {
+		s.failf(InvariantStateMachineSafety, "%s %s a snapshot at %d with configuration %v (index %d), but the committed log has %v (index %d) there",
+			n.id, what, i, snap.meta.Configuration, snap.meta.ConfigIndex, cfg, ci)
+	}
+}
+
+// observeConf records the configuration entry e, just seen committed.
+func (s *sim) observeConf(n *node, e raft.Entry) {
+	cfg, err := raft.DecodeConfiguration(e.Data)
+	if err != nil {
+		s.failf(InvariantCoreError, "%s commits configuration entry %d, which does not decode: %v", n.id, e.Index, err)
+		return
+	}
+	s.g.confs = append(s.g.confs, confAt{e.Index, cfg})
+	if e.Index == 1 {
+		return
+	}
+	m := &s.rep.Membership
+	m.Committed++
+	if cfg.Joint() {
+		m.Joint++
+	}
+	v := len(cfg.Voters())
+	if m.MinVoters == 0 || v < m.MinVoters {
+		m.MinVoters = v
+	}
+	m.MaxVoters = max(m.MaxVoters, v)
 }

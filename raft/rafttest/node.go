@@ -72,6 +72,34 @@ type node struct {
 
 	pausedUntil int
 	downUntil   int
+	// off: shut down for good by the membership fault (it was no longer a
+	// member); it restarts only if it is added again.
+	off bool
+	// everMember: the node has been a member of a configuration (a spare
+	// added later counts as rejoining only after that).
+	everMember bool
+
+	// appliedConf is the configuration in force at appliedIdx (the latest
+	// configuration entry applied, or the installed snapshot's), which a
+	// snapshot taken now records; appliedConfIdx is its index.
+	appliedConf    raft.Configuration
+	appliedConfIdx uint64
+	// conf is, while the node leads, its configuration as of the last check
+	// (refreshed whenever its log grows), the configuration its commit
+	// decisions of the next step are made with; confLast is the last index
+	// at which it was read.
+	conf     raft.Configuration
+	confLast uint64
+	// campaignKey remembers the (term, state, last index) at which the
+	// node's right to campaign was last checked.
+	campaignKey [3]uint64
+
+	// snapPending is a snapshot the node stored that its core has not been
+	// told of yet (the log is compacted behind it at the same step).
+	snapPending *snapshot
+	// installed: the current Ready's Snapshot is installed, its hard state
+	// and entries not yet saved.
+	installed bool
 }
 
 func (n *node) paused(tick int) bool { return n.pausedUntil > tick }

@@ -20,8 +20,15 @@ type Options struct {
 	// each node's election timeouts. The same Seed and Options give the same
 	// run, bit for bit.
 	Seed uint64
-	// Nodes is the cluster size (default 3, at most 9).
+	// Nodes is the cluster size at the start: every node is a voter of the
+	// bootstrap configuration (default 3, at most 9).
 	Nodes int
+	// Pool is the number of node IDs the membership fault may use: the
+	// Nodes initial voters plus Pool-Nodes spare nodes, which start with
+	// empty storage and no configuration and join only when a leader adds
+	// them as learners (default 7, or Nodes if larger, when
+	// Faults.Membership is non-zero; Nodes otherwise; at most 9).
+	Pool int
 	// Clients is the number of concurrent clients; each has at most one
 	// operation outstanding (default 5).
 	Clients int
@@ -37,8 +44,8 @@ type Options struct {
 	// Vary lets the seed also vary the run's shape: each fault rate is scaled
 	// by a random factor in [0, 2], and pre-vote, check-quorum, the heartbeat
 	// interval, the append size, the in-flight window and the snapshot
-	// interval are chosen at random (non-zero numbers and disabled features
-	// set explicitly are kept). A soak with Vary covers far more
+	// interval and trailing log are chosen at random (non-zero numbers and
+	// disabled features set explicitly are kept). A soak with Vary covers far more
 	// interleavings than one fixed mix.
 	Vary bool
 	// SnapshotInterval makes each node snapshot its state machine (if it
@@ -65,9 +72,13 @@ type Options struct {
 	// 40*Ops).
 	MaxTicks int
 	// SettleTicks bounds the final phase, after every fault is healed, in
-	// which the cluster must elect a leader and bring every node up to date
-	// (default 60*ElectionTicks). Exceeding it is a Liveness failure.
+	// which the cluster must elect a leader and bring every member up to
+	// date (default 60*ElectionTicks). Exceeding it is a Liveness failure.
 	SettleTicks int
+	// RecoverTicks bounds the time, from the moment faults stop, until
+	// exactly one node leads and its configuration is not joint (default
+	// 10*ElectionTicks). Exceeding it is a Recover failure.
+	RecoverTicks int
 	// CheckTimeout bounds the linearizability check; running out counts as a
 	// failure, never as a pass (default 30s).
 	CheckTimeout time.Duration
@@ -134,6 +145,27 @@ type Faults struct {
 	// Burst is the probability, per tick, that every idle client submits at
 	// once, so one leader receives a burst of proposals in the same step.
 	Burst float64
+
+	// Membership is the probability, per tick, that the leader is asked to
+	// change the membership (Core.ProposeMembership): add a spare or a
+	// removed node as a learner, promote learners, remove or demote voters
+	// (the leader among them), replace a voter by a learner in one joint
+	// change, remove a learner, or shut down a node that is no longer a
+	// member. The number of voters stays between min(3, Nodes) and
+	// max(5, Nodes). Refused changes (another one pending, a learner not
+	// caught up) are retried at a later tick.
+	Membership float64
+	// Transfer is the probability, per tick, that the leader is asked to
+	// hand leadership to another voter (Core.TransferLeadership).
+	Transfer float64
+	// CrashSnapshot is the probability that a node crashes in the middle of
+	// taking a snapshot (before or after the snapshot is stored, before the
+	// core learns of it and the log is compacted) or of installing one sent
+	// by the leader (after it is stored, after the core accepted it, or
+	// after the log was compacted but before the batch's hard state and
+	// entries are saved). It is drawn once per snapshot taken and once per
+	// window of every install.
+	CrashSnapshot float64
 }
 
 // NoFaults returns a Faults that injects nothing.
@@ -159,6 +191,9 @@ func DefaultFaults() *Faults {
 		SlowDisk:       0.05,
 		SlowDiskTicks:  3,
 		Burst:          0.02,
+		Membership:     0.01,
+		Transfer:       0.002,
+		CrashSnapshot:  0.02,
 	}
 }
 
@@ -170,7 +205,7 @@ func (f *Faults) validate() error {
 		{"Drop", f.Drop}, {"Duplicate", f.Duplicate}, {"Reorder", f.Reorder},
 		{"Partition", f.Partition}, {"OneWay", f.OneWay}, {"Crash", f.Crash}, {"CrashLeader", f.CrashLeader},
 		{"RestartAll", f.RestartAll}, {"Pause", f.Pause}, {"SlowDisk", f.SlowDisk},
-		{"Burst", f.Burst},
+		{"Burst", f.Burst}, {"Membership", f.Membership}, {"Transfer", f.Transfer}, {"CrashSnapshot", f.CrashSnapshot},
 	}
 	for _, p := range probs {
 		if !(p.p >= 0 && p.p <= 1) {
@@ -235,6 +270,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	f := *o.Faults
 	o.Faults = &f
+	if o.Pool == 0 {
+		o.Pool = o.Nodes
+		if f.Membership > 0 {
+			o.Pool = max(o.Nodes, 7)
+		}
+	}
+	if o.Pool < o.Nodes || o.Pool > maxNodes {
+		return o, fmt.Errorf("%w: Pool = %d, want Nodes (%d) to %d", ErrInvalidOptions, o.Pool, o.Nodes, maxNodes)
+	}
 	et := o.Core.ElectionTicks
 	if o.ClientTimeout == 0 {
 		o.ClientTimeout = 3 * et
@@ -245,8 +289,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SettleTicks == 0 {
 		o.SettleTicks = 60 * et
 	}
-	if o.ClientTimeout < 1 || o.MaxTicks < 1 || o.SettleTicks < 1 {
-		return o, fmt.Errorf("%w: ClientTimeout, MaxTicks and SettleTicks must be positive", ErrInvalidOptions)
+	if o.RecoverTicks == 0 {
+		o.RecoverTicks = 10 * et
+	}
+	if o.ClientTimeout < 1 || o.MaxTicks < 1 || o.SettleTicks < 1 || o.RecoverTicks < 1 {
+		return o, fmt.Errorf("%w: ClientTimeout, MaxTicks, SettleTicks and RecoverTicks must be positive", ErrInvalidOptions)
 	}
 	if o.TrailingLogs < 0 || o.SnapshotInterval > 1<<30 || o.TrailingLogs > 1<<30 {
 		return o, fmt.Errorf("%w: SnapshotInterval = %d, TrailingLogs = %d, want at most 2^30 and TrailingLogs not negative",

@@ -54,18 +54,37 @@ func (s *sim) takeReady(n *node) {
 	for _, m := range rd.Messages {
 		s.send(n, m)
 	}
+	if rd.Snapshot != nil && s.snapshotCrash() {
+		// The core accepted the snapshot; the node dies before installing it.
+		s.crashFor(n, s.tick+1+s.rng.IntN(s.f.CrashTicks+1), crashInstall)
+	}
+}
+
+// snapshotCrash draws whether a node crashes in the snapshot window it is in
+// (Faults.CrashSnapshot).
+func (s *sim) snapshotCrash() bool {
+	return s.f.CrashSnapshot > 0 && s.rng.Float64() < s.f.CrashSnapshot
 }
 
 // save installs the Ready's Snapshot and persists its HardState and
-// Entries (phase 2).
+// Entries (phase 2). Installing is a step of its own, so that a node can
+// crash with the snapshot installed but the batch not saved.
 func (s *sim) save(n *node) {
-	if n.rd.Snapshot != nil {
+	if n.rd.Snapshot != nil && !n.installed {
 		s.install(n, *n.rd.Snapshot)
+		n.installed = true
 		if s.fail != nil {
 			return
 		}
+		if s.snapshotCrash() {
+			s.crashFor(n, s.tick+1+s.rng.IntN(s.f.CrashTicks+1), crashInstall)
+			return
+		}
+		if n.rd.MustSave {
+			return
+		}
 	}
-	n.phase = phaseAfter
+	n.phase, n.installed = phaseAfter, false
 	if !n.rd.MustSave {
 		return
 	}
@@ -112,6 +131,14 @@ func (s *sim) apply(n *node, e raft.Entry) {
 	n.appliedIdx = e.Index
 	op := n.pending[e.Index]
 	delete(n.pending, e.Index)
+	if e.Type == raft.EntryConfig {
+		cfg, err := raft.DecodeConfiguration(e.Data)
+		if err != nil {
+			s.failf(InvariantCoreError, "%s applies configuration entry %d: %v", n.id, e.Index, err)
+			return
+		}
+		n.appliedConf, n.appliedConfIdx = cfg, e.Index
+	}
 	if e.Type != raft.EntryCommand {
 		if op != nil {
 			s.dropOp(op, n)
@@ -178,7 +205,14 @@ func (s *sim) deliver(e envelope) {
 	s.record(event{kind: evDeliver, node: e.to, msg: e.m, hasM: true, a: uint64(len(e.m.Entries))})
 	m := e.m
 	if e.snap != nil {
-		m = s.receiveSnapshot(n, e)
+		var stored bool
+		m, stored = s.receiveSnapshot(n, e)
+		if stored && s.snapshotCrash() {
+			// The snapshot is in the store; the node dies before its core
+			// hears of it. It restarts from the snapshot (reconcile).
+			s.crashFor(n, s.tick+1+s.rng.IntN(s.f.CrashTicks+1), crashInstall)
+			return
+		}
 	}
 	n.core.Step(m)
 	n.dirty = true

@@ -77,6 +77,14 @@ type sim struct {
 	bootConf raft.Configuration
 	// snapInterval and trailing are the effective snapshot settings.
 	snapInterval, trailing int
+	// minVoters and maxVoters bound the voters the membership fault leaves.
+	minVoters, maxVoters int
+	// settleStart is the tick at which faults stopped; recovered is set
+	// once exactly one node led with a non-joint configuration after it.
+	settleStart int
+	recovered   bool
+	// members are the members of the configuration the cluster settled in.
+	members []raft.NodeID
 }
 
 func newSim(o Options, a app) *sim {
@@ -87,14 +95,15 @@ func newSim(o Options, a app) *sim {
 		s.vary()
 	}
 	s.f0 = s.f
-	for i := 0; i < o.Nodes; i++ {
+	for i := 0; i < o.Pool; i++ {
 		id := raft.NodeID(fmt.Sprintf("n%d", i+1))
 		s.ids = append(s.ids, id)
 		s.index[id] = i
 	}
-	s.net = newNetwork(o.Nodes)
+	s.minVoters, s.maxVoters = min(3, o.Nodes), min(max(5, o.Nodes), o.Pool)
+	s.net = newNetwork(o.Pool)
 	s.tr = newTracer(o.TraceTail, s.ids, o.Trace)
-	s.g = newGhost(o.Nodes)
+	s.g = newGhost()
 	s.wl = newWorkload(o.Clients, s.rng, o.Nodes)
 	s.rep = Report{Seed: o.Seed, Nodes: o.Nodes}
 	return s
@@ -114,6 +123,9 @@ func (s *sim) vary() {
 	scale(&f.Pause, 1)
 	scale(&f.SlowDisk, 1)
 	scale(&f.Burst, 1)
+	scale(&f.Membership, 1)
+	scale(&f.Transfer, 1)
+	scale(&f.CrashSnapshot, 1)
 	c := &s.cfg
 	if !c.DisablePreVote {
 		c.DisablePreVote = s.rng.IntN(4) == 0
@@ -132,9 +144,9 @@ func (s *sim) vary() {
 	}
 	if s.snapInterval == 0 {
 		s.snapInterval = []int{0, 0, 10, 30, 100}[s.rng.IntN(5)]
-		if s.trailing == 0 {
-			s.trailing = []int{0, 2, 10, 50}[s.rng.IntN(4)]
-		}
+	}
+	if s.trailing == 0 {
+		s.trailing = []int{0, 2, 10, 50}[s.rng.IntN(4)]
 	}
 }
 
@@ -151,12 +163,13 @@ func (s *sim) failf(invariant, format string, args ...any) {
 // setup describes the effective settings of the run.
 func (s *sim) setup() string {
 	c, f := s.cfg, s.f0
-	return fmt.Sprintf("nodes=%d clients=%d election=%d heartbeat=%d prevote=%v checkquorum=%v maxmsgentries=%d maxinflight=%d snapshot=%d/%d reportloss=%v "+
-		"drop=%.3f dup=%.3f delay=%d reorder=%.3f/%d partition=%.4f/%d oneway=%.2f crash=%.5f/%d crashleader=%.4f restartall=%.5f pause=%.4f/%d slowdisk=%.3f/%d burst=%.3f",
-		len(s.nodes), s.o.Clients, c.ElectionTicks, c.HeartbeatTicks, !c.DisablePreVote, !c.DisableCheckQuorum, c.MaxMsgEntries, c.MaxInflight,
+	return fmt.Sprintf("nodes=%d pool=%d clients=%d election=%d heartbeat=%d prevote=%v checkquorum=%v maxmsgentries=%d maxinflight=%d snapshot=%d/%d reportloss=%v "+
+		"drop=%.3f dup=%.3f delay=%d reorder=%.3f/%d partition=%.4f/%d oneway=%.2f crash=%.5f/%d crashleader=%.4f restartall=%.5f pause=%.4f/%d slowdisk=%.3f/%d burst=%.3f "+
+		"membership=%.4f transfer=%.4f crashsnapshot=%.3f",
+		s.o.Nodes, s.o.Pool, s.o.Clients, c.ElectionTicks, c.HeartbeatTicks, !c.DisablePreVote, !c.DisableCheckQuorum, c.MaxMsgEntries, c.MaxInflight,
 		s.snapInterval, s.trailing, s.o.ReportLoss,
 		f.Drop, f.Duplicate, f.MaxDelay, f.Reorder, f.ReorderTicks, f.Partition, f.PartitionTicks, f.OneWay, f.Crash, f.CrashTicks, f.CrashLeader,
-		f.RestartAll, f.Pause, f.PauseTicks, f.SlowDisk, f.SlowDiskTicks, f.Burst)
+		f.RestartAll, f.Pause, f.PauseTicks, f.SlowDisk, f.SlowDiskTicks, f.Burst, f.Membership, f.Transfer, f.CrashSnapshot)
 }
 
 func (s *sim) record(e event) {
@@ -191,22 +204,27 @@ func (s *sim) run() (Report, error) {
 	return s.rep, nil
 }
 
-// boot writes the bootstrap configuration entry and term 1 to every disk
-// and starts every node.
+// boot writes the bootstrap configuration entry and term 1 to the disks of
+// the first Nodes nodes and starts every node of the pool: the spares start
+// with empty storage and no configuration, as a process does before it is
+// added to a cluster.
 func (s *sim) boot() {
 	var servers []raft.Server
-	for _, id := range s.ids {
+	for _, id := range s.ids[:s.o.Nodes] {
 		servers = append(servers, raft.Server{ID: id, Addr: string(id), Suffrage: raft.Voter})
 	}
 	s.bootConf = raft.Configuration{Servers: servers}
 	boot := raft.Entry{Index: 1, Term: 1, Type: raft.EntryConfig, Data: raft.EncodeConfiguration(s.bootConf)}
 	for i, id := range s.ids {
 		d := &disk{}
-		if err := d.save(raft.HardState{Term: 1}, []raft.Entry{boot}); err != nil {
-			s.failf(InvariantCoreError, "bootstrap %s: %v", id, err)
-			return
-		}
 		n := &node{idx: i, id: id, disk: d}
+		if i < s.o.Nodes {
+			if err := d.save(raft.HardState{Term: 1}, []raft.Entry{boot}); err != nil {
+				s.failf(InvariantCoreError, "bootstrap %s: %v", id, err)
+				return
+			}
+			n.everMember = true
+		}
 		s.nodes = append(s.nodes, n)
 		s.restart(n)
 	}
@@ -219,7 +237,7 @@ func (s *sim) beginTick() {
 	s.tick++
 	s.record(event{kind: evTick})
 	for _, n := range s.nodes {
-		if !n.up && n.downUntil <= s.tick {
+		if !n.up && !n.off && n.downUntil <= s.tick {
 			s.restart(n)
 		}
 		if n.up && n.pausedUntil == s.tick {
@@ -279,6 +297,9 @@ func (s *sim) collect() {
 			if n.dirty {
 				s.cands = append(s.cands, cand{kind: evReady, node: n.idx, link: -1, stray: -1})
 			}
+			if n.snapPending != nil {
+				s.cands = append(s.cands, cand{kind: evSnapCreated, node: n.idx, link: -1, stray: -1})
+			}
 		case phaseSave:
 			if n.saveAt <= s.tick {
 				s.cands = append(s.cands, cand{kind: evSave, node: n.idx, link: -1, stray: -1})
@@ -308,6 +329,8 @@ func (s *sim) exec(c cand) {
 		s.save(n)
 	case evAfter:
 		s.after(n)
+	case evSnapCreated:
+		s.snapshotCreated(n)
 	case evDeliver:
 		var e envelope
 		if c.link >= 0 {

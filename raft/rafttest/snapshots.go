@@ -7,11 +7,14 @@ import (
 )
 
 // maybeSnapshot takes a snapshot of n's state machine at its applied index
-// once SnapshotInterval entries were applied since the last one, tells the
-// core, and compacts the log keeping TrailingLogs entries, as a driver does.
+// once SnapshotInterval entries were applied since the last one and stores
+// it, as a driver does; telling the core and compacting the log is a later
+// step (snapshotCreated), so a crash can fall in between. With
+// Faults.CrashSnapshot the node may crash before the snapshot is stored
+// (it is lost) or right after.
 func (s *sim) maybeSnapshot(n *node) {
 	iv := s.snapInterval
-	if iv <= 0 || n.appliedIdx < n.snapAt+uint64(iv) || n.appliedIdx <= n.disk.base {
+	if iv <= 0 || n.snapPending != nil || n.appliedIdx < n.snapAt+uint64(iv) || n.appliedIdx <= n.disk.base {
 		return
 	}
 	a := n.appliedIdx
@@ -33,17 +36,38 @@ func (s *sim) maybeSnapshot(n *node) {
 		s.failf(InvariantCoreError, "%s: term of applied entry %d: %v", n.id, a, err)
 		return
 	}
+	crash := s.snapshotCrash()
+	if crash && s.rng.IntN(2) == 0 {
+		// The node dies while writing the snapshot: it is never stored.
+		s.crashFor(n, s.tick+1+s.rng.IntN(s.f.CrashTicks+1), crashSnapshot)
+		return
+	}
 	snap := &snapshot{
-		meta: raft.SnapshotMeta{Index: a, Term: term, Configuration: s.bootConf.Clone(), ConfigIndex: 1,
+		meta: raft.SnapshotMeta{Index: a, Term: term, Configuration: n.appliedConf.Clone(), ConfigIndex: n.appliedConfIdx,
 			Size: int64(len(data))},
 		data: data, phash: n.disk.prefixHash(a),
 	}
 	s.checkSnapshot(n, snap, "takes")
 	n.disk.storeSnapshot(snap)
 	n.snapAt = a
-	n.core.ReportSnapshotCreated(a, term)
+	n.snapPending = snap
 	s.rep.Snapshots++
 	s.record(event{kind: evSnapshot, node: n.idx, a: a, term: term})
+	if crash {
+		s.crashFor(n, s.tick+1+s.rng.IntN(s.f.CrashTicks+1), crashSnapshot)
+	}
+}
+
+// snapshotCreated tells n's core of the snapshot it stored and compacts the
+// log behind it, keeping TrailingLogs entries, as a driver does once the
+// snapshot is committed to its store.
+func (s *sim) snapshotCreated(n *node) {
+	snap := n.snapPending
+	n.snapPending = nil
+	a, term := snap.meta.Index, snap.meta.Term
+	n.core.ReportSnapshotCreated(a, term)
+	n.dirty = true
+	s.record(event{kind: evSnapCreated, node: n.idx, a: a, term: term})
 	if a > uint64(s.trailing) {
 		to := a - uint64(s.trailing)
 		if t, err := n.disk.Term(to); err == nil && to > n.disk.base {
@@ -70,9 +94,11 @@ func (s *sim) sendSnapshot(n *node, id raft.NodeID, term uint64) {
 // snapshot (one an earlier, stale leader sent, which the core ignored), the
 // core is told of that one, so that whatever it installs is the store's
 // newest. Every snapshot covers a committed prefix, so either is safe.
-func (s *sim) receiveSnapshot(n *node, e envelope) raft.Message {
-	m := e.m
-	if !n.disk.storeSnapshot(e.snap) {
+// stored reports whether the streamed snapshot became the store's newest.
+func (s *sim) receiveSnapshot(n *node, e envelope) (m raft.Message, stored bool) {
+	m = e.m
+	stored = n.disk.storeSnapshot(e.snap)
+	if !stored {
 		meta := n.disk.snap.meta
 		m.Snapshot = &meta
 	}
@@ -80,7 +106,7 @@ func (s *sim) receiveSnapshot(n *node, e envelope) raft.Message {
 		from.snapReports = append(from.snapReports, snapReport{peer: e.to, ok: true})
 		from.dirty = true
 	}
-	return m
+	return m, stored
 }
 
 // install installs the snapshot the core accepted: the log restarts after
@@ -99,6 +125,7 @@ func (s *sim) install(n *node, meta raft.SnapshotMeta) {
 		return
 	}
 	n.appliedIdx, n.snapAt = meta.Index, meta.Index
+	n.appliedConf, n.appliedConfIdx = snap.meta.Configuration.Clone(), snap.meta.ConfigIndex
 	s.rep.Installs++
 	s.record(event{kind: evInstall, node: n.idx, a: meta.Index, term: meta.Term})
 	var covered []uint64
