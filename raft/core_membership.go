@@ -42,8 +42,10 @@ func (c *core) proposeConfChange(servers []Server, maxLag uint64) (uint64, error
 		if pr == nil {
 			return 0, fmt.Errorf("%w: %s is not a member; add it as a learner first", errNotCaughtUp, id)
 		}
-		if last-min(pr.match, last) > maxLag {
-			return 0, fmt.Errorf("%w: %s matches %d of %d (allowed lag %d)", errNotCaughtUp, id, pr.match, last, maxLag)
+		// It must hold the configuration that made it a learner: a node that
+		// never answered (match 0) is not caught up, however short the log.
+		if pr.match < c.conf.index || last-min(pr.match, last) > maxLag {
+			return 0, fmt.Errorf("%w: %s matches %d of %d (allowed lag %d, configuration at %d)", errNotCaughtUp, id, pr.match, last, maxLag, c.conf.index)
 		}
 	}
 	if !sameIDs(next.Voters(), cur.Voters()) {

@@ -9,8 +9,8 @@ import (
 
 // AddLearner adds a non-voting member that receives the log but neither
 // votes nor counts toward quorums. If waitCaughtUp, it returns only once the
-// learner's log is within MaxCatchUpLag entries of the leader's commit index
-// (or ctx ends). Call it on the leader; it returns a *NotLeaderError
+// learner holds the configuration entry that added it and its log is within
+// MaxCatchUpLag entries of the leader's commit index (or ctx ends). Call it on the leader; it returns a *NotLeaderError
 // elsewhere, ErrConfigChangePending while another change is in progress,
 // and an error matching ErrInvalidConfig if id is already a member.
 func (r *Raft[C, R, E]) AddLearner(ctx context.Context, id NodeID, addr string, waitCaughtUp bool) error {
@@ -37,7 +37,9 @@ func (r *Raft[C, R, E]) waitCaughtUp(ctx context.Context, id NodeID) error {
 		if !ok {
 			return fmt.Errorf("%w: %s is not a member", ErrInvalidConfig, id)
 		}
-		if commit := r.Status().Commit; commit <= match+r.d.cfg.MaxCatchUpLag {
+		// Caught up: it holds the configuration that added it (so it has
+		// answered at least once) and is within the allowed lag.
+		if s := r.Status(); match >= s.ConfigIndex && s.Commit <= match+r.d.cfg.MaxCatchUpLag {
 			return nil
 		}
 		select {

@@ -316,3 +316,28 @@ func TestLeadershipTransfer(t *testing.T) {
 	}
 	c.mustPut("after", "transfer")
 }
+
+// A learner that never answered is not caught up, however short the log
+// (regression: match 0 was within MaxCatchUpLag of a short log, so a dead
+// or misaddressed node could be promoted to voter).
+func TestMembershipSilentLearnerNotCaughtUp(t *testing.T) {
+	c := newCluster(t, 3)
+	lead := c.leader()
+	c.addNode("n4")
+	c.net.Isolate("n4")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := c.nodes[lead].AddLearner(ctx, "n4", "n4", true); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AddLearner(wait) for a learner that never answers: %v, want the context's deadline", err)
+	}
+	if err := c.nodes[lead].PromoteLearner(ctxT(t), "n4"); !errors.Is(err, raft.ErrNotCaughtUp) {
+		t.Fatalf("promoting a learner that never answered: %v, want ErrNotCaughtUp", err)
+	}
+	if vs := c.voters(lead); len(vs) != 3 {
+		t.Fatalf("voters %v after a refused promotion", vs)
+	}
+	c.net.Heal()
+	if err := c.nodes[lead].AddLearner(ctxT(t), "n5", "n5", false); err != nil {
+		t.Fatalf("a later change: %v", err)
+	}
+}
