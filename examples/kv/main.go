@@ -87,7 +87,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("kv", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&o.id, "id", "", "this node's ID (one node per process; without -id: the three-node tour)")
-	fs.StringVar(&o.addr, "addr", "", "raft listen address, host:port")
+	fs.StringVar(&o.addr, "addr", "", "raft listen address, host:port, as the other nodes dial it (not 0.0.0.0)")
 	fs.StringVar(&o.http, "http", "", "HTTP listen address, host:port")
 	fs.StringVar(&o.dir, "dir", "", "data directory (Pebble)")
 	fs.StringVar(&o.peers, "peers", "", "the cluster: id=raftaddr/httpaddr,... (the same on every node, this node included)")
