@@ -15,6 +15,11 @@ var (
 )
 
 // Peer names a destination: its ID and the address the transport dials.
+// Addr is empty when the node does not know it: a learner that has not yet
+// received the configuration answering its leader, for instance. A
+// transport should then use an address it learned for ID (transport/tcp
+// learns each dialer's advertised address from its handshake) and report
+// the peer unreachable if it has none.
 type Peer struct {
 	ID   NodeID
 	Addr string

@@ -6,21 +6,26 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/typedraft/typedraft/raft"
 )
 
 // settle heals every fault, restarts crashed nodes and resumes paused ones,
-// then runs the cluster until one leader has every node up to date with a
-// committed entry of its own term, or fails with InvariantLiveness.
+// then runs the cluster until one leader has every member up to date with a
+// committed entry of its own term, or fails with InvariantLiveness. Within
+// RecoverTicks of the start, exactly one node must lead with a non-joint
+// configuration (InvariantRecover).
 func (s *sim) settle() {
 	s.settling = true
 	s.f = Faults{}
+	s.settleStart = s.tick
 	s.record(event{kind: evSettle, node: -1})
 	if s.net.partitioned() {
 		s.net.heal()
 		s.record(event{kind: evHeal, node: -1})
 	}
 	for _, n := range s.nodes {
-		if !n.up {
+		if !n.up && !n.off {
 			n.downUntil = s.tick
 		} else if n.paused(s.tick) {
 			n.pausedUntil = s.tick + 1
@@ -30,6 +35,10 @@ func (s *sim) settle() {
 	for s.fail == nil && s.tick < deadline {
 		s.beginTick()
 		s.drain()
+		if s.fail != nil {
+			break
+		}
+		s.checkRecovered()
 		if s.settled() {
 			// Operations still outstanding are unknown to their clients.
 			for _, c := range s.wl.clients {
@@ -45,8 +54,43 @@ func (s *sim) settle() {
 	}
 }
 
+// checkRecovered notes when exactly one node leads with a non-joint
+// configuration for the first time after faults stopped, and fails the run
+// if that has not happened within RecoverTicks. It also restarts nodes
+// that were shut down but are members of the leader's configuration.
+func (s *sim) checkRecovered() {
+	leaders := 0
+	var cfg raft.Configuration
+	for _, n := range s.nodes {
+		if n.up {
+			if st, _, _, _, _, _ := n.core.Basic(); st == raft.Leader {
+				leaders++
+				cfg, _ = n.core.Configuration()
+			}
+		}
+	}
+	if leaders == 1 {
+		s.reviveMembers(cfg)
+	}
+	if s.recovered {
+		return
+	}
+	if leaders == 1 && !cfg.Joint() {
+		s.recovered = true
+		s.rep.RecoverTicks = s.tick - s.settleStart
+		s.record(event{kind: evRecovered, node: s.leader(), a: uint64(s.rep.RecoverTicks)})
+		return
+	}
+	if s.tick-s.settleStart >= s.o.RecoverTicks {
+		s.failf(InvariantRecover, "%d ticks after faults stopped there are %d leaders (want exactly one, with a non-joint configuration; leader's configuration %v): %s",
+			s.tick-s.settleStart, leaders, cfg, s.describeNodes())
+	}
+}
+
 // settled reports whether one leader has committed an entry of its own
-// term and every node holds, has committed and has applied exactly its log.
+// term and a non-joint configuration, every member of that configuration
+// holds, has committed and has applied exactly its log, and no other node
+// leads. Nodes that are not members (removed or never added) may lag.
 func (s *sim) settled() bool {
 	li := s.leader()
 	if li < 0 {
@@ -57,9 +101,23 @@ func (s *sim) settled() bool {
 	if t, err := l.disk.Term(llast); lcommit != llast || l.disk.last() != llast || err != nil || t != lterm {
 		return false
 	}
+	cfg, ci := l.core.Configuration()
+	if cfg.Joint() || ci > lcommit {
+		return false
+	}
 	ph := l.disk.prefixHash(llast)
+	var members []raft.NodeID
 	for _, n := range s.nodes {
-		if !n.up || n.paused(s.tick) || n.phase != phaseIdle || n.core.HasReady() {
+		if !member(cfg, n.id) {
+			if n.up && n != l {
+				if st, _, _, _, _, _ := n.core.Basic(); st == raft.Leader {
+					return false
+				}
+			}
+			continue
+		}
+		members = append(members, n.id)
+		if !n.up || n.paused(s.tick) || n.phase != phaseIdle || n.core.HasReady() || n.snapPending != nil {
 			return false
 		}
 		_, term, lead, commit, applied, last := n.core.Basic()
@@ -68,6 +126,7 @@ func (s *sim) settled() bool {
 			return false
 		}
 	}
+	s.members = members
 	return true
 }
 
@@ -75,23 +134,29 @@ func (s *sim) describeNodes() string {
 	var b strings.Builder
 	for _, n := range s.nodes {
 		if !n.up {
-			fmt.Fprintf(&b, "[%s down] ", n.id)
+			state := "down"
+			if n.off {
+				state = "shut down"
+			}
+			fmt.Fprintf(&b, "[%s %s] ", n.id, state)
 			continue
 		}
 		st, term, lead, commit, applied, last := n.core.Basic()
-		fmt.Fprintf(&b, "[%s %s term=%d leader=%q commit=%d applied=%d last=%d durable=%d phase=%d] ",
-			n.id, st, term, lead, commit, applied, last, n.disk.last(), n.phase)
+		cfg, ci := n.core.Configuration()
+		fmt.Fprintf(&b, "[%s %s term=%d leader=%q commit=%d applied=%d last=%d durable=%d phase=%d conf=%v@%d] ",
+			n.id, st, term, lead, commit, applied, last, n.disk.last(), n.phase, cfg, ci)
 	}
 	fmt.Fprintf(&b, "in flight=%d", s.net.inFlight())
 	return b.String()
 }
 
 // verifyAcked checks that every operation a client saw succeed is, after
-// settling, applied at its index on every node: in its log, or covered by
+// settling, applied at its index on every member: in its log, or covered by
 // its compacted prefix, which must match the committed log.
 func (s *sim) verifyAcked() {
 	for _, a := range s.wl.acked {
-		for _, n := range s.nodes {
+		for _, id := range s.members {
+			n := s.nodes[s.index[id]]
 			e, ok := n.disk.entry(a.index)
 			if (ok && entryHash(e) != a.hash) || (!ok && !s.durableMatches(n, a.index)) ||
 				a.index > uint64(len(s.g.committed)) || s.g.committed[a.index-1].ehash != a.hash {

@@ -114,14 +114,14 @@ func (s *sim) clientTick() {
 		n := s.nodes[c.guess]
 		if !n.up {
 			// Connection refused: try another node next tick.
-			c.guess, c.wakeAt = s.rng.IntN(len(s.nodes)), s.tick+1
+			c.guess, c.wakeAt = s.randomTarget(), s.tick+1
 			continue
 		}
 		if !n.canStep(s.tick) {
 			// The node is busy or frozen: the request waits; sometimes the
 			// client gives up on it and tries elsewhere.
 			if s.rng.IntN(5) == 0 {
-				c.guess = s.rng.IntN(len(s.nodes))
+				c.guess = s.randomTarget()
 			}
 			continue
 		}
@@ -154,7 +154,7 @@ func (s *sim) propose(n *node, g []submission) {
 			if li, ok := s.index[lead]; ok && li != n.idx {
 				sub.c.guess = li
 			} else {
-				sub.c.guess = s.rng.IntN(len(s.nodes))
+				sub.c.guess = s.randomTarget()
 			}
 			sub.c.wakeAt = s.tick + 1
 		}
@@ -171,6 +171,16 @@ func (s *sim) propose(n *node, g []submission) {
 	n.dirty = true
 	s.maybeReadyNow(n)
 	s.checkAll()
+}
+
+// randomTarget returns a random node among those faults and clients aim
+// at (targets): clients know the cluster's membership, not the spares.
+func (s *sim) randomTarget() int {
+	t := s.targets()
+	if len(t) == 0 {
+		return s.rng.IntN(len(s.nodes))
+	}
+	return t[s.rng.IntN(len(t))]
 }
 
 // resolveOp records op's outcome, seen by its client when the node it
@@ -196,7 +206,7 @@ func (s *sim) unknownOp(op *pendingOp) {
 	s.rep.Unknown++
 	c := s.wl.clients[op.client]
 	c.op = nil
-	c.guess = s.rng.IntN(len(s.nodes))
+	c.guess = s.randomTarget()
 }
 
 // dropOp records that op's entry was replaced by another: it was

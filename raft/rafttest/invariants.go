@@ -81,62 +81,65 @@ func (g *ghost) committedConf() raft.Configuration {
 // checkAll runs the checks that need only each core's basic state; it runs
 // after every step.
 func (s *sim) checkAll() {
-	if s.fail != nil {
-		return
-	}
 	for _, n := range s.nodes {
-		if !n.up {
-			continue
-		}
-		if err := n.core.Err(); err != nil {
-			s.failf(InvariantCoreError, "%s: %v", n.id, err)
-			return
-		}
-		st, term, _, commit, applied, last := n.core.Basic()
-		switch {
-		case term < n.term:
-			s.failf(InvariantMonotonic, "%s: term went from %d to %d", n.id, n.term, term)
-		case commit < n.commit:
-			s.failf(InvariantMonotonic, "%s: commit went from %d to %d", n.id, n.commit, commit)
-		case applied < n.applied:
-			s.failf(InvariantMonotonic, "%s: applied went from %d to %d", n.id, n.applied, applied)
-		case applied > commit:
-			s.failf(InvariantStateMachineSafety, "%s: applied %d is beyond commit %d", n.id, applied, commit)
-		}
-		// A leader's commit index moves only by its own decisions, made
-		// with the configuration it had before this step (a leader that
-		// steps down as it commits the configuration removing it included).
-		if n.leading && term == n.term && commit > n.commit {
-			if e, ok := n.viewEntry(commit); ok && e.Term != term {
-				s.failf(InvariantCurrentTermCommit, "%s, leader of term %d, advanced its commit index from %d to %d, an entry of term %d",
-					n.id, term, n.commit, commit, e.Term)
-				return
-			}
-			s.checkLeaderCommit(n, commit)
-		}
-		if st == raft.Leader && (!n.leading || term != n.term || last != n.confLast) {
-			n.conf, _ = n.core.Configuration()
-			n.confLast = last
-		}
-		if (st == raft.Candidate || st == raft.PreCandidate) && n.campaignKey != [3]uint64{term, uint64(st), last} {
-			n.campaignKey = [3]uint64{term, uint64(st), last}
-			if cfg, idx := n.core.Configuration(); !isVoter(cfg, n.id) {
-				s.failf(InvariantOnlyVotersCampaign, "%s is a %s in term %d, but it is not a voter of its configuration %v (index %d)",
-					n.id, st, term, cfg, idx)
-			}
-		}
-		n.term, n.commit, n.applied = term, commit, applied
-		n.leading = st == raft.Leader
-		if st == raft.Leader {
-			if l, ok := s.g.leaders[term]; !ok {
-				s.g.leaders[term] = n.idx
-				s.rep.Leaders++
-			} else if l != n.idx {
-				s.failf(InvariantElectionSafety, "%s and %s both lead term %d", s.ids[l], n.id, term)
-			}
-		}
 		if s.fail != nil {
 			return
+		}
+		s.checkNode(n)
+	}
+}
+
+// checkNode runs checkAll's checks on n. Every change to a core is followed
+// by checkNode on it before the core changes again or is read for a Ready.
+func (s *sim) checkNode(n *node) {
+	if s.fail != nil || !n.up {
+		return
+	}
+	if err := n.core.Err(); err != nil {
+		s.failf(InvariantCoreError, "%s: %v", n.id, err)
+		return
+	}
+	st, term, _, commit, applied, last := n.core.Basic()
+	switch {
+	case term < n.term:
+		s.failf(InvariantMonotonic, "%s: term went from %d to %d", n.id, n.term, term)
+	case commit < n.commit:
+		s.failf(InvariantMonotonic, "%s: commit went from %d to %d", n.id, n.commit, commit)
+	case applied < n.applied:
+		s.failf(InvariantMonotonic, "%s: applied went from %d to %d", n.id, n.applied, applied)
+	case applied > commit:
+		s.failf(InvariantStateMachineSafety, "%s: applied %d is beyond commit %d", n.id, applied, commit)
+	}
+	// A leader's commit index moves only by its own decisions, made
+	// with the configuration it had before this step (a leader that
+	// steps down as it commits the configuration removing it included).
+	if n.leading && term == n.term && commit > n.commit {
+		if e, ok := n.viewEntry(commit); ok && e.Term != term {
+			s.failf(InvariantCurrentTermCommit, "%s, leader of term %d, advanced its commit index from %d to %d, an entry of term %d",
+				n.id, term, n.commit, commit, e.Term)
+			return
+		}
+		s.checkLeaderCommit(n, commit)
+	}
+	if st == raft.Leader && (!n.leading || term != n.term || last != n.confLast) {
+		n.conf, _ = n.core.Configuration()
+		n.confLast = last
+	}
+	if (st == raft.Candidate || st == raft.PreCandidate) && n.campaignKey != [3]uint64{term, uint64(st), last} {
+		n.campaignKey = [3]uint64{term, uint64(st), last}
+		if cfg, idx := n.core.Configuration(); !isVoter(cfg, n.id) {
+			s.failf(InvariantOnlyVotersCampaign, "%s is a %s in term %d, but it is not a voter of its configuration %v (index %d)",
+				n.id, st, term, cfg, idx)
+		}
+	}
+	n.term, n.commit, n.applied = term, commit, applied
+	n.leading = st == raft.Leader
+	if st == raft.Leader {
+		if l, ok := s.g.leaders[term]; !ok {
+			s.g.leaders[term] = n.idx
+			s.rep.Leaders++
+		} else if l != n.idx {
+			s.failf(InvariantElectionSafety, "%s and %s both lead term %d", s.ids[l], n.id, term)
 		}
 	}
 }
@@ -248,6 +251,10 @@ func (s *sim) checkGrant(voter *node, candidate int, term uint64) {
 // simulator knows exactly right after a Ready: the durable log with the
 // Ready's unsaved entries laid over it.
 func (s *sim) checkReady(n *node) {
+	s.checkNode(n)
+	if s.fail != nil {
+		return
+	}
 	st, term, _, commit, _, last := n.core.Basic()
 	if v := n.viewLast(); v != last {
 		s.failf(InvariantCoreError, "%s: its log ends at %d but the durable log plus the Ready's entries end at %d", n.id, last, v)

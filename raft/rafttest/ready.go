@@ -120,6 +120,9 @@ func (s *sim) after(n *node) {
 		to = rd.Committed[k-1].Index
 	}
 	s.record(event{kind: evAfter, node: n.idx, a: uint64(len(rd.MessagesAfter)), b: to})
+	// Advance may have moved a leader's commit index: check it before the
+	// node can crash taking a snapshot.
+	s.checkNode(n)
 	s.maybeSnapshot(n)
 }
 

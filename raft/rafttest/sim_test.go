@@ -23,20 +23,32 @@ var (
 )
 
 // simOptions are the options of the package's default simulation for seed:
-// odd seeds run 5 nodes, even seeds 3; the seed also varies fault rates and
-// core settings.
+// odd seeds start with 5 voters, even seeds with 3; seeds 1, 2, 5, 6, 9, ...
+// snapshot every 10 applied entries, seeds 3, 4, 7, 8, ... every 100; the
+// seed also varies fault rates (the membership fault among them, with a
+// pool of 7 node IDs) and core settings.
 func simOptions(seed uint64) rafttest.Options {
 	nodes := 3
 	if seed%2 == 1 {
 		nodes = 5
 	}
-	o := rafttest.Options{Seed: seed, Nodes: nodes, Ops: *flagOps, Vary: true}
+	o := rafttest.Options{Seed: seed, Nodes: nodes, Ops: *flagOps, Vary: true, SnapshotInterval: snapshotInterval(seed)}
 	// The transport reports lost messages to the sender's core, as TCP
 	// transports do. With -silentloss every loss is silent instead; the core
 	// then stalls replication to a follower whose appends were lost
 	// (reported as a core liveness bug; see the package report).
 	o.ReportLoss = !*flagSilent
 	return o
+}
+
+// snapshotInterval is the snapshot threshold of the default simulation
+// for seed: 10 or 100 applied entries, alternating every two seeds so that
+// both node counts run both thresholds.
+func snapshotInterval(seed uint64) int {
+	if (seed/2)%2 == 0 {
+		return 10
+	}
+	return 100
 }
 
 // replay is the command that reproduces seed of test name, with the flags
