@@ -107,7 +107,7 @@ func (n *Core) ReportUnreachable(id NodeID) { n.c.reportUnreachable(id) }
 
 // ReportSnapshot tells the leader's Core whether streaming a snapshot to id
 // succeeded.
-func (n *Core) ReportSnapshot(id NodeID, ok bool) { n.c.snapshotDone(id, ok) }
+func (n *Core) ReportSnapshot(id NodeID, ok bool) { n.c.snapshotDone(id, 0, ok) }
 
 // ReportSnapshotCreated tells the Core that the snapshot store holds a new
 // snapshot ending at (index, term). The driver may then compact the log up

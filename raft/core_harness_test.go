@@ -156,7 +156,7 @@ func (tc *testCluster) process() {
 				meta := tc.snaps[id]
 				tc.queue = append(tc.queue, Message{Type: MsgSnap, From: id, To: to, Term: c.term, Snapshot: &meta})
 				tc.snapSends++
-				c.snapshotDone(to, true)
+				c.snapshotDone(to, 0, true)
 			}
 			if rd.MustSave {
 				tc.logs[id].save(rd.HardState, rd.Entries)

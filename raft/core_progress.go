@@ -44,6 +44,12 @@ type progress struct {
 	inflightBytes []uint64
 	// pendingSnapshot is the index of the snapshot being sent.
 	pendingSnapshot uint64
+	// snapSeq numbers the snapshot sends to this follower, so that the
+	// outcome of an earlier send is not taken for the current one's.
+	snapSeq uint64
+	// snapBackoff is how many leader ticks to wait after a failed snapshot
+	// send before starting another.
+	snapBackoff int
 	// recentActive: heard from since the last check-quorum round.
 	recentActive bool
 	learner      bool
@@ -82,6 +88,7 @@ func (p *progress) becomeReplicate() {
 func (p *progress) becomeSnapshot(index uint64) {
 	p.state = progressSnapshot
 	p.pendingSnapshot = index
+	p.snapSeq++
 	p.probeSent = false
 	p.inflight = p.inflight[:0]
 	p.inflightBytes = p.inflightBytes[:0]

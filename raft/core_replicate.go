@@ -113,7 +113,7 @@ func (c *core) sendAppend(id NodeID, force bool) {
 // sendSnapshot marks id as needing the newest snapshot; the driver streams
 // it and reports back through snapshotDone.
 func (c *core) sendSnapshot(id NodeID, pr *progress) {
-	if c.snapIndex == 0 || pr.state == progressSnapshot {
+	if c.snapIndex == 0 || pr.state == progressSnapshot || pr.snapBackoff > 0 {
 		return
 	}
 	pr.becomeSnapshot(c.snapIndex)
@@ -129,13 +129,21 @@ func (c *core) snapshotCreated(index, term uint64) {
 }
 
 // snapshotDone reports the outcome of streaming a snapshot to id.
-func (c *core) snapshotDone(id NodeID, ok bool) {
+//
+// seq is the send's number (progress.snapSeq when it started); the outcome
+// of an earlier send is ignored, or a follower that already moved on to a
+// newer snapshot would be probed again and sent a third one while the
+// second is still streaming. seq 0 skips the check.
+func (c *core) snapshotDone(id NodeID, seq uint64, ok bool) {
 	pr := c.prs[id]
-	if c.state != Leader || pr == nil || pr.state != progressSnapshot {
+	if c.state != Leader || pr == nil || pr.state != progressSnapshot || (seq != 0 && seq != pr.snapSeq) {
 		return
 	}
 	if !ok {
 		pr.pendingSnapshot = 0
+		// Do not restart a multi-megabyte stream on every append to a peer
+		// that cannot take it; retry after half an election timeout.
+		pr.snapBackoff = max(c.cfg.electionTicks/2, 1)
 	}
 	// Probe from just after the snapshot; the follower's response to the
 	// MsgSnap (or the next probe) moves it on.
@@ -242,6 +250,9 @@ func (c *core) checkStalled() {
 	limit := max(c.cfg.electionTicks/2, 2)
 	for _, id := range c.peers {
 		pr := c.prs[id]
+		if pr.snapBackoff > 0 {
+			pr.snapBackoff--
+		}
 		if pr.state != progressReplicate || pr.next <= pr.match+1 {
 			continue
 		}

@@ -42,6 +42,10 @@ type driver struct {
 	saveDone   chan saveResult
 	writerDone chan struct{}
 	saving     bool
+	// restoresQueued counts snapshot restores handed to the apply goroutine
+	// and not yet carried out (the apply goroutine must not hold them back).
+	restoresQueued atomic.Int32
+	restoreWake    chan struct{} // wakes an apply goroutine holding back
 	// commitScanned is the commit index up to which resolveCommitted has
 	// looked at pending.
 	commitScanned uint64
@@ -113,6 +117,8 @@ func newDriver(cfg Config, store Storage, trans Transport, applyq *queue[applyTa
 		saveDone:   make(chan saveResult, 1),
 		writerDone: make(chan struct{}),
 
+		restoreWake: make(chan struct{}, 1),
+
 		snapResults: newQueue[snapResult](0),
 		snapCreated: newQueue[SnapshotMeta](0),
 	}
@@ -175,7 +181,7 @@ func (d *driver) run() {
 		// one Save and one round of sends then carry all of it.
 		runtime.Gosched()
 		for _, r := range d.snapResults.drain() {
-			d.core.snapshotDone(r.id, r.ok)
+			d.core.snapshotDone(r.id, r.seq, r.ok)
 		}
 		for _, meta := range d.snapCreated.drain() {
 			if err := d.snapshotCreated(meta); err != nil {

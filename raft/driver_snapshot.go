@@ -15,14 +15,22 @@ import (
 // machine is restored from exactly the snapshot the core installed.
 
 type snapResult struct {
-	id NodeID
-	ok bool
+	id  NodeID
+	seq uint64 // the core's send number (progress.snapSeq)
+	ok  bool
 }
 
 // startSnapshotSends streams the newest snapshot to each of ids, each on its
 // own goroutine, reporting the outcome back to the core.
 func (d *driver) startSnapshotSends(ids []NodeID) {
+	started := make(map[NodeID]bool, len(ids))
 	for _, id := range ids {
+		pr := d.core.prs[id]
+		if started[id] || pr == nil || pr.state != progressSnapshot {
+			continue
+		}
+		started[id] = true
+		seq := pr.snapSeq
 		srv, _ := d.core.conf.cfg.Server(id)
 		peer := Peer{ID: id, Addr: srv.Addr}
 		term := d.core.term
@@ -33,7 +41,7 @@ func (d *driver) startSnapshotSends(ids []NodeID) {
 			if err != nil {
 				d.log.Warn("snapshot send failed", "peer", string(peer.ID), "error", err)
 			}
-			d.snapResults.push(snapResult{id: peer.ID, ok: err == nil})
+			d.snapResults.push(snapResult{id: peer.ID, seq: seq, ok: err == nil})
 		}()
 	}
 }
@@ -136,7 +144,12 @@ func (d *driver) installSnapshot(meta SnapshotMeta) error {
 	}
 	done := make(chan struct{})
 	d.restored = done
+	d.restoresQueued.Add(1)
 	d.applyq.push(applyTask{restore: &meta, restored: done})
+	select {
+	case d.restoreWake <- struct{}{}:
+	default:
+	}
 	d.handed = meta.Index
 	d.failPending(indeterminate(ErrLeadershipLost))
 	d.log.Info("installed snapshot", "index", meta.Index, "term", meta.Term)

@@ -201,10 +201,16 @@ func (r *Raft[C, R, E]) Shutdown(ctx context.Context) error {
 // committed entries, in the order they arrive.
 func (r *Raft[C, R, E]) runApply() {
 	for {
+		applyReady := r.applyq.ready()
+		if r.snapshotBehind() {
+			applyReady = nil
+		}
 		select {
 		case <-r.d.exited:
 			r.failApplyBacklog()
 			return
+		case <-r.d.restoreWake:
+			// A restore was queued: look at applyReady again.
 		case <-r.validateq.ready():
 			r.validateBatch(r.validateq.drain())
 		case <-r.snapReqs.ready():
@@ -216,7 +222,7 @@ func (r *Raft[C, R, E]) runApply() {
 					return
 				}
 			}
-		case <-r.applyq.ready():
+		case <-applyReady:
 			for _, t := range r.applyq.drain() {
 				if err := r.applyTask(t); err != nil {
 					// The entries of t from the failing one on were not applied.
@@ -263,6 +269,7 @@ func (r *Raft[C, R, E]) validateBatch(ps []*proposal[C, R, E]) {
 
 func (r *Raft[C, R, E]) applyTask(t applyTask) (err error) {
 	if t.restore != nil {
+		defer r.d.restoresQueued.Add(-1)
 		if err := r.restoreFrom(r.d.store, *t.restore); err != nil {
 			return err
 		}

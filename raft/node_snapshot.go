@@ -32,8 +32,9 @@ type applyState struct {
 }
 
 // Snapshot takes a snapshot of the state machine now (at the last applied
-// entry), stores it and compacts the log behind it, and returns its
-// metadata. It returns an error if the state machine does not implement
+// entry), stores it durably and returns its metadata. The log is compacted
+// behind it (keeping TrailingLogs entries) by the node's driver shortly
+// after; Snapshot does not wait for that. It returns an error if the state machine does not implement
 // Snapshotter, if nothing was applied since the last snapshot
 // (ErrNothingToSnapshot), or the storage failed.
 func (r *Raft[C, R, E]) Snapshot(ctx context.Context) (SnapshotMeta, error) {
@@ -102,6 +103,21 @@ func (r *Raft[C, R, E]) noteApplied(e *Entry) error {
 		r.as.config, r.as.configIndex = cfg, e.Index
 	}
 	return nil
+}
+
+// snapshotBehind reports whether applying should wait for the snapshot
+// being written: it is a whole threshold behind the next one that is due.
+// Snapshots are written concurrently with Apply, so normally the log grows
+// by the entries applied during a write; this back-pressure bounds it at
+// TrailingLogs + 2*SnapshotThreshold (plus one apply batch and the entries
+// not yet applied) even when writing a snapshot is slower than applying a
+// threshold's worth of entries.
+func (r *Raft[C, R, E]) snapshotBehind() bool {
+	// A queued restore is never held back: the receiver of that snapshot
+	// holds the snapshot store's lock until it is done, and the writer
+	// needs that lock to finish.
+	return r.as.writing && !r.d.cfg.DisableAutoSnapshot && r.d.restoresQueued.Load() == 0 &&
+		r.applied.Load() >= r.as.snapIndex+2*r.d.cfg.SnapshotThreshold
 }
 
 // maybeSnapshot starts a snapshot if one is due or requested.

@@ -113,6 +113,12 @@ func TestOptionsValidation(t *testing.T) {
 		{"probability", rafttest.Options{Faults: &rafttest.Faults{Crash: 1.5}}, "Crash"},
 		{"duration", rafttest.Options{Faults: &rafttest.Faults{CrashTicks: -1}}, "CrashTicks"},
 		{"timeout", rafttest.Options{CheckTimeout: -time.Second}, "CheckTimeout"},
+		{"pool below nodes", rafttest.Options{Nodes: 5, Pool: 4}, "Pool"},
+		{"pool too large", rafttest.Options{Pool: 10}, "Pool"},
+		{"recover", rafttest.Options{RecoverTicks: -1}, "RecoverTicks"},
+		{"membership", rafttest.Options{Faults: &rafttest.Faults{Membership: 2}}, "Membership"},
+		{"transfer", rafttest.Options{Faults: &rafttest.Faults{Transfer: -0.5}}, "Transfer"},
+		{"snapshot crash", rafttest.Options{Faults: &rafttest.Faults{CrashSnapshot: 1.1}}, "CrashSnapshot"},
 	}
 	for _, tc := range bad {
 		_, err := rafttest.Run(tc.o, w)

@@ -16,6 +16,29 @@
 // once, and when clients send a burst of proposals. The same seed replays
 // the same run, event for event.
 //
+// # Membership
+//
+// With Faults.Membership the run has a pool of node IDs (Options.Pool,
+// seven by default) beyond the Nodes voters it starts with. The spares run
+// from the start with empty storage and no configuration, so they must
+// never campaign. At random ticks the leader is asked, through
+// raft.Core.ProposeMembership, to add a spare or a removed node as a
+// learner, promote caught-up learners (one or several at once), remove a
+// voter or itself, demote a voter, replace a voter by a learner in one
+// joint change, or remove a learner, always keeping between three and five
+// voters (min(3, Nodes) and max(5, Nodes)); a change of the voters goes
+// through the joint configuration C(old,new), after which the leader
+// appends C(new) by itself. The core refuses a change while another is
+// pending and a promotion of a learner that lags; the fault tries again
+// later. Removed nodes keep running, and must not disrupt the cluster,
+// until the fault shuts one down for good (its storage is kept: it may be
+// added back later, never under a wiped disk). With Faults.Transfer the
+// leader is asked to hand leadership to another voter.
+// Faults.CrashSnapshot crashes nodes in the middle of taking a snapshot
+// (before it is stored, or stored but neither reported to the core nor the
+// log compacted) and of installing one (stored but not announced to the
+// core, accepted but not installed, installed but the batch not saved).
+//
 // Each node carries out its Ready batches in the order raft.Ready documents,
 // with every phase a separate step, so faults land between them: early
 // messages sent; snapshot installed, hard state and entries saved;
@@ -24,12 +47,13 @@
 // nodes also snapshot and compact their logs, and leaders bring lagging
 // followers up to date with snapshots that travel the same faulty network.
 //
-// Clients submit commands of the workload to the node they believe leads.
+// Clients submit commands of the workload to the member they believe leads.
 // A command whose outcome a client learns (its node applied it) enters the
 // history with its response; one whose client gave up (timeout, or its node
 // crashed) enters it as Unknown, possibly applied. When the workload is
-// done, every fault is healed and the cluster must settle: one leader, every
-// node holding, committing and applying the same log.
+// done, every fault is healed and the cluster must settle: one leader with a
+// non-joint configuration, every member holding, committing and applying
+// the same log.
 //
 // # What a run checks
 //
@@ -38,14 +62,24 @@
 // durable; the durable vote of a term never changes; log matching (an index
 // and term name one entry and one log prefix for the whole run); leader
 // completeness; a committed entry never changes; a leader commits directly
-// only entries of its own term; every committed entry is durable on a
-// quorum; state machine safety (every node applies the same entry at an
-// index, in order, from its durable log); term, commit and applied never
-// decrease. At the end: every acknowledged operation is applied on every
-// node, and the history is linearizable against the workload's model
-// (checked with github.com/anishathalye/porcupine; a checker timeout is a
-// failure). A broken check stops the run with a *Failure naming the
-// invariant, the seed, the step and the events leading up to it.
+// only entries of its own term; a leader advances its commit index only
+// over entries durable on a majority of the voters of its configuration
+// (of both the old and the new voters while it is joint), and every
+// node's commit index stays durable on a majority of the voters of the
+// configuration in force at that index; no node commits beyond what a
+// leader committed; only voters of their own configuration campaign;
+// state machine safety (every node applies the same entry at an index, in
+// order, from its durable log); snapshots hold the committed log and the
+// configuration in force at their index; term, commit and applied never
+// decrease. At the end, after every fault is healed: within
+// Options.RecoverTicks (10 election timeouts) exactly one node leads and
+// its configuration is not joint; then one leader brings every member of
+// its committed configuration up to date, every acknowledged operation is
+// applied on every member, and the history is linearizable against the
+// workload's model (checked with github.com/anishathalye/porcupine; a
+// checker timeout is a failure). A broken check stops the run with a
+// *Failure naming the invariant, the seed, the step and the events leading
+// up to it.
 //
 // # Using it for an application
 //
@@ -67,7 +101,9 @@
 //
 //	go test ./raft/rafttest -run '^TestSimulation$' -seed=1234 -v
 //
-// and run many seeds with -seeds=N (and -first=K) for soaks.
+// and run many seeds with -seeds=N (and -first=K) for soaks. The default
+// run alternates snapshot thresholds of 10 and 100 entries by seed;
+// -snapshot=N, -snapshot=vary or -snapshot=off overrides that.
 //
 // # The real driver
 //

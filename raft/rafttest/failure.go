@@ -122,7 +122,7 @@ const (
 // Report summarizes a successful run.
 type Report struct {
 	Seed uint64
-	// Nodes is the cluster size.
+	// Nodes is the number of voters the cluster started with.
 	Nodes int
 	// Steps and Ticks are the scheduling steps and virtual ticks the run
 	// took, including the final settling.

@@ -40,7 +40,7 @@ func (s *sim) injectTickFaults() {
 // dilute the faults.
 func (s *sim) targets() []int {
 	var out []int
-	cfg := s.g.committedConf()
+	cfg := s.g.committedConf(s.bootConf)
 	for _, n := range s.nodes {
 		if n.off {
 			continue

@@ -69,11 +69,11 @@ func (g *ghost) confAt(i uint64) (raft.Configuration, uint64) {
 	return g.confs[k-1].cfg, g.confs[k-1].index
 }
 
-// committedConf returns the newest committed configuration (empty before
-// the first commit).
-func (g *ghost) committedConf() raft.Configuration {
+// committedConf returns the newest committed configuration (boot, the
+// bootstrap configuration, before the first commit).
+func (g *ghost) committedConf(boot raft.Configuration) raft.Configuration {
 	if len(g.confs) == 0 {
-		return raft.Configuration{}
+		return boot
 	}
 	return g.confs[len(g.confs)-1].cfg
 }
@@ -117,6 +117,8 @@ func (s *sim) checkNode(n *node) {
 		if e, ok := n.viewEntry(commit); ok && e.Term != term {
 			s.failf(InvariantCurrentTermCommit, "%s, leader of term %d, advanced its commit index from %d to %d, an entry of term %d",
 				n.id, term, n.commit, commit, e.Term)
+		}
+		if s.fail != nil {
 			return
 		}
 		s.checkLeaderCommit(n, commit)
