@@ -197,7 +197,10 @@ func (c *core) stepLeader(m Message) {
 		pr.recentActive = true
 		pr.probeSent = false
 		if pr.match < c.log.lastIndex() || pr.match < c.log.committed {
-			c.sendAppend(m.From, false)
+			// A probe is re-sent even if nothing new was appended: the last
+			// one may have been lost (a new learner's first probe, at
+			// next = last+1, would otherwise wait for the next proposal).
+			c.sendAppend(m.From, pr.state == progressProbe)
 		}
 	}
 }

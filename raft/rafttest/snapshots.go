@@ -87,20 +87,28 @@ func (s *sim) sendSnapshot(n *node, id raft.NodeID, term uint64) {
 	s.sendEnvelope(n, m, n.disk.snap)
 }
 
-// receiveSnapshot stores a streamed snapshot in n's snapshot store before
-// the core is stepped with its announcement, as a driver's HandleSnapshot
-// does, and reports the transfer's success to the sender. It returns the
-// announcement to step the core with: if the store already holds a newer
-// snapshot (one an earlier, stale leader sent, which the core ignored), the
-// core is told of that one, so that whatever it installs is the store's
-// newest. Every snapshot covers a committed prefix, so either is safe.
-// stored reports whether the streamed snapshot became the store's newest.
+// receiveSnapshot receives a streamed snapshot before the core is stepped
+// with its announcement, as a driver's HandleSnapshot does, and reports the
+// transfer's success to the sender. The snapshot is stored only if the core
+// can install it: not one at or below the node's commit index, not one
+// from a leader of an older term (which the core ignores), and not one
+// older than the store's newest. It returns the announcement to step the
+// core with: if the store holds a newer snapshot than the one announced,
+// the core is told of that one, so that whatever it installs is the
+// store's newest. Every snapshot covers a committed prefix, so either is
+// safe. stored reports whether the streamed snapshot became the store's
+// newest.
 func (s *sim) receiveSnapshot(n *node, e envelope) (m raft.Message, stored bool) {
 	m = e.m
-	stored = n.disk.storeSnapshot(e.snap)
-	if !stored {
-		meta := n.disk.snap.meta
-		m.Snapshot = &meta
+	_, term, _, commit, _, _ := n.core.Basic()
+	meta := e.snap.meta
+	stale := meta.Index <= commit || m.Term < term || (n.disk.snap != nil && n.disk.snap.meta.Index >= meta.Index)
+	if !stale {
+		stored = n.disk.storeSnapshot(e.snap)
+	}
+	if n.disk.snap != nil && n.disk.snap.meta.Index > meta.Index {
+		newest := n.disk.snap.meta
+		m.Snapshot = &newest
 	}
 	if from := s.nodes[e.from]; from.up && from.inc == e.inc {
 		from.snapReports = append(from.snapReports, snapReport{peer: e.to, ok: true})
