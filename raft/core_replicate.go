@@ -226,7 +226,7 @@ func (c *core) rejectHint(m Message) uint64 {
 // maybeCommit advances the commit index to the highest index stored by a
 // quorum, but only if that entry is of the current term (§5.4.2).
 func (c *core) maybeCommit() bool {
-	in, out := c.conf.voterSets()
+	in, out := c.quorumSets()
 	mci := quorum.JointCommitted(in, out, func(id NodeID) uint64 {
 		if pr := c.prs[id]; pr != nil {
 			return pr.match

@@ -127,7 +127,7 @@ func (c *core) stepCandidate(m Message) {
 			return
 		}
 		c.votes[m.From] = !m.Reject
-		in, out := c.conf.voterSets()
+		in, out := c.quorumSets()
 		switch quorum.JointVote(in, out, c.votes) {
 		case quorum.Won:
 			if c.state == PreCandidate {
@@ -161,7 +161,7 @@ func (c *core) requestVotes(t MessageType, term uint64, transfer bool) {
 	if c.conf.isVoter(c.id) {
 		c.votes[c.id] = true
 	}
-	in, out := c.conf.voterSets()
+	in, out := c.quorumSets()
 	if quorum.JointVote(in, out, c.votes) == quorum.Won {
 		// A single-voter cluster wins at once.
 		if t == MsgPreVote {

@@ -40,6 +40,16 @@ func figure8Options(seed uint64) rafttest.Options {
 	return o
 }
 
+// membershipChurnOptions is churnOptions with frequent membership changes
+// (so that decisions are often taken in a joint configuration) and
+// leadership transfers.
+func membershipChurnOptions(seed uint64) rafttest.Options {
+	o := churnOptions(seed)
+	o.Nodes = 3
+	o.Faults.Membership, o.Faults.Transfer = 0.05, 0.005
+	return o
+}
+
 // defaultOptions is the package's default soak mix, shortened.
 func defaultOptions(seed uint64) rafttest.Options {
 	o := simOptions(seed)
@@ -89,6 +99,11 @@ func TestTeeth(t *testing.T) {
 		{name: "CommitOldTermByCount/committed-entry-overwritten", bug: bugs.Set{CommitOldTermByCount: true}, options: figure8Options, maxSeeds: 150,
 			skip: []string{rafttest.InvariantCurrentTermCommit, rafttest.InvariantCommitDurable},
 			want: deepDamage},
+		{name: "JointNewMajorityOnly", bug: bugs.Set{JointNewMajorityOnly: true}, options: membershipChurnOptions, maxSeeds: 40,
+			want: []string{rafttest.InvariantCommitDurable}},
+		{name: "JointNewMajorityOnly/damage", bug: bugs.Set{JointNewMajorityOnly: true}, options: membershipChurnOptions, maxSeeds: 150,
+			skip: []string{rafttest.InvariantCommitDurable},
+			want: append([]string{rafttest.InvariantElectionSafety}, deepDamage...)},
 		{name: "VoteNotPersisted/double-vote", bug: bugs.Set{VoteNotPersisted: true}, options: churnOptions, maxSeeds: 30,
 			skip: []string{rafttest.InvariantDurableBeforeSend},
 			want: []string{rafttest.InvariantVoteOncePerTerm, rafttest.InvariantElectionSafety}},

@@ -18,6 +18,10 @@ type Set struct {
 	// NoTruncate makes a follower keep a conflicting suffix instead of
 	// truncating it (violates §5.3).
 	NoTruncate bool
+	// JointNewMajorityOnly makes a joint configuration decide commits and
+	// elections by the new voters' majority alone, ignoring the old
+	// voters' (violates §6: joint consensus needs both majorities).
+	JointNewMajorityOnly bool
 }
 
 // Any reports whether any bug is switched on.
