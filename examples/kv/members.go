@@ -126,12 +126,11 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !member || srv.Suffrage == raft.Learner {
-		// Promote only a learner that demonstrably receives the log: raft's
-		// own catch-up check counts a learner within Config.MaxCatchUpLag
-		// entries of the commit index, which a short log satisfies even for
-		// a node that never answered (a wrong raft_addr, a dead process),
-		// and promoting such a node would cost the cluster a failure it
-		// could otherwise tolerate.
+		// Promote only a learner that demonstrably serves the log it
+		// receives: AddLearner's wait already proves that the raft node
+		// answers; asking the joining node's own HTTP status under its ID
+		// also proves that the HTTP address clients will be redirected to
+		// belongs to it (not to another node or a dead process).
 		if err := waitApplied(ctx, req, a.node.Status().Commit); err != nil {
 			a.writeInfraError(w, r, err)
 			return

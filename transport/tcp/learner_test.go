@@ -41,8 +41,8 @@ func startRaftNode(t *testing.T, id raft.NodeID) *raftNode {
 // the learner's address) and promotes it. Until the configuration reaches
 // the new node, it can answer the leader only through the address learned
 // from the leader's handshake; without that the leader's probe is never
-// answered and the promotion (which needs the new node's acks in the joint
-// configuration) never completes.
+// answered, the learner never counts as caught up and the promotion (which
+// also needs the new node's acks in the joint configuration) never happens.
 func TestLearnerAnswersLeaderBeforeKnowingItsAddress(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -58,8 +58,10 @@ func TestLearnerAnswersLeaderBeforeKnowingItsAddress(t *testing.T) {
 	}
 
 	n2 := startRaftNode(t, "n2")
-	if err := n1.AddLearner(ctx, "n2", n2.tr.Addr(), false); err != nil {
-		t.Fatalf("add learner: %v", err)
+	// Waiting for the catch-up needs n2's acknowledgements: they reach n1
+	// only through the address n2 learned from n1's handshake.
+	if err := n1.AddLearner(ctx, "n2", n2.tr.Addr(), true); err != nil {
+		t.Fatalf("add learner and wait for its catch-up: %v", err)
 	}
 	if err := n1.PromoteLearner(ctx, "n2"); err != nil {
 		t.Fatalf("promote learner: %v", err)
