@@ -345,3 +345,29 @@ func TestMembershipSilentLearnerNotCaughtUp(t *testing.T) {
 		t.Fatalf("a later change: %v", err)
 	}
 }
+
+// A transfer to a target that cannot take over is abandoned after an
+// election timeout: the caller gets ErrTransferTimeout and the leader
+// accepts proposals again.
+func TestLeadershipTransferTimesOut(t *testing.T) {
+	c := newCluster(t, 3)
+	lead := c.leader()
+	c.mustPut("k", "v")
+	var target raft.NodeID
+	for _, id := range c.ids {
+		if id != lead {
+			target = id
+		}
+	}
+	c.net.Isolate(target)
+	if err := c.nodes[lead].TransferLeadership(ctxT(t), target); !errors.Is(err, raft.ErrTransferTimeout) {
+		t.Fatalf("transfer to an isolated node: %v, want ErrTransferTimeout", err)
+	}
+	if s := c.nodes[lead].Status(); s.State != raft.Leader {
+		t.Fatalf("%s is %v after an abandoned transfer", lead, s.State)
+	}
+	if _, err := c.put(lead, "after", "abandoned transfer"); err != nil {
+		t.Fatalf("proposal after an abandoned transfer: %v", err)
+	}
+	c.net.Heal()
+}
