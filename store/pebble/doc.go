@@ -28,6 +28,13 @@
 // raft.ErrCorrupt that names the entry index, record or file (see
 // CorruptError); the store never returns unverified data.
 //
+// An I/O failure while committing a write (the WAL cannot be written or
+// synced) is one Pebble treats as fatal; Save and Compact return it as an
+// error naming the directory — the raft node then stops and reports it
+// through Done/Err — and every later write returns it too. Pebble's fatal
+// errors on its own background goroutines (e.g. during a compaction) still
+// panic, which ends the process.
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. Reads never wait for writes: the

@@ -271,7 +271,7 @@ func (s *Store) Save(hs raft.HardState, entries []raft.Entry) error {
 		}
 		next.lastIndex, next.lastTerm = lastNew.Index, lastNew.Term
 	}
-	if err := b.Commit(s.wopts); err != nil {
+	if err := s.commitBatch(b); err != nil {
 		return fmt.Errorf("pebble: save hard state and %d entries: %w", len(entries), err)
 	}
 	s.state.Store(&next)
@@ -322,7 +322,7 @@ func (s *Store) Compact(index, term uint64) error {
 	if err := b.Set(keyCompaction, encodeCompaction(index, term), nil); err != nil {
 		return fmt.Errorf("pebble: compact to %d: %w", index, err)
 	}
-	if err := b.Commit(s.wopts); err != nil {
+	if err := s.commitBatch(b); err != nil {
 		return fmt.Errorf("pebble: compact to %d: %w", index, err)
 	}
 	s.state.Store(&next)

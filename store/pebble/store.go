@@ -70,6 +70,11 @@ type Store struct {
 
 	snaps *snapshots
 
+	// failed is set (to an error) once Pebble reported a fatal error while
+	// committing a write: its commit pipeline is then unusable, and every
+	// later write fails with this error instead of touching it.
+	failed atomic.Pointer[error]
+
 	// pointDeleteMax is normally the constant of the same name; tests
 	// lower it to exercise range deletions.
 	pointDeleteMax int
@@ -327,11 +332,39 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 }
 
 // Fatalf is called by Pebble on unrecoverable internal errors, after which it
-// must not continue; it logs and panics (Pebble's default would exit).
+// must not continue; it logs and panics with a pebbleFatal (Pebble's default
+// would exit the process). A panic raised inside one of our writes (a failed
+// WAL write or sync during commit) is recovered by commitBatch and becomes
+// that write's error; one raised on Pebble's own background goroutines
+// cannot be caught and still ends the process.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: fatal: " + msg)
+	panic(pebbleFatal(msg))
+}
+
+// pebbleFatal is the panic value of pebbleLogger.Fatalf.
+type pebbleFatal string
+
+// commitBatch commits b durably. A fatal Pebble error during the commit (an
+// I/O failure of the WAL, say) is returned as an error and poisons the store:
+// every later write returns the same error.
+func (s *Store) commitBatch(b *pebbledb.Batch) (err error) {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			e := fmt.Errorf("pebble: %s: fatal error, the store refuses further writes: %s", s.dir, string(f))
+			s.failed.Store(&e)
+			err = e
+		}
+	}()
+	return b.Commit(s.wopts)
 }
 
 var (
