@@ -51,6 +51,10 @@ type Config struct {
 
 	// SnapshotThreshold is how many applied entries trigger an automatic
 	// snapshot, for state machines that implement Snapshotter (default 8192).
+	// Snapshots are written while Apply goes on; if one write is still
+	// running when another threshold's worth of entries has been applied,
+	// Apply waits for it, so the applied part of the log stays within
+	// TrailingLogs + 2*SnapshotThreshold (plus one apply batch).
 	SnapshotThreshold uint64
 	// DisableAutoSnapshot turns automatic snapshots off (Snapshot still
 	// works).
