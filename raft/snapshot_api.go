@@ -22,7 +22,9 @@ type Snapshotter interface {
 
 // StateSnapshot is a point-in-time view of a state machine.
 type StateSnapshot interface {
-	// Write writes the state to w. It runs concurrently with Apply.
+	// Write writes the state to w. It runs on its own goroutine,
+	// concurrently with Apply and with a Restore of a snapshot received
+	// from the leader, but never with another Write of the same node.
 	Write(w io.Writer) error
 	// Release is called once the snapshot is written (or abandoned).
 	Release()
