@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -42,23 +43,71 @@ type msgpackCodec struct{}
 
 func (msgpackCodec) Name() string { return "msgpack" }
 
+// encBuf is a pooled encoder with its buffer: encoding into a warm buffer
+// and copying the result out costs one exact-size allocation instead of the
+// buffer's growth steps.
+type encBuf struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var encPool = sync.Pool{New: func() any {
+	e := &encBuf{}
+	e.enc = msgpack.NewEncoder(&e.buf)
+	return e
+}}
+
+// maxPooledBuf bounds the buffers kept in encPool, so one huge command does
+// not pin its buffer.
+const maxPooledBuf = 64 << 10
+
 func (msgpackCodec) Marshal(v any) ([]byte, error) {
-	b, err := msgpack.Marshal(v)
+	e := encPool.Get().(*encBuf)
+	e.buf.Reset()
+	err := e.enc.Encode(v)
+	var out []byte
+	if err == nil {
+		out = bytes.Clone(e.buf.Bytes())
+	}
+	if e.buf.Cap() <= maxPooledBuf {
+		encPool.Put(e)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("codec: msgpack marshal %T: %w", v, err)
 	}
-	return b, nil
+	return out, nil
 }
 
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
 	if err := CheckMsgpack(data, MsgpackMaxDepth); err != nil {
 		return fmt.Errorf("codec: msgpack unmarshal %d bytes into %T: %w", len(data), v, err)
 	}
-	if err := msgpack.Unmarshal(data, v); err != nil {
+	d := decPool.Get().(*decBuf)
+	d.r.Reset(data)
+	// Reset clears every decoder option, as msgpack.Unmarshal's own Reset
+	// does: the pooled decoder decodes exactly as msgpack.Unmarshal would.
+	d.dec.Reset(&d.r)
+	err := d.dec.Decode(v)
+	d.r.Reset(nil)
+	d.dec.Reset(&d.r)
+	decPool.Put(d)
+	if err != nil {
 		return fmt.Errorf("codec: msgpack unmarshal %d bytes into %T: %w", len(data), v, err)
 	}
 	return nil
 }
+
+// decBuf is a pooled decoder reading from a reusable bytes.Reader.
+type decBuf struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var decPool = sync.Pool{New: func() any {
+	d := &decBuf{}
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
 
 type jsonCodec struct{}
 
