@@ -234,3 +234,44 @@ func TestTransferCompletesWithinThreeElectionTimeouts(t *testing.T) {
 	}
 	t.Fatalf("transfer to n3 not complete after %d ticks", limit)
 }
+
+// Figure 2 (followers): the election timer restarts on hearing from the
+// current leader or granting a vote — not when a vote request that is
+// rejected merely carries a higher term. Otherwise, without pre-vote, nodes
+// whose logs are behind keep pushing back the timeouts of the nodes that
+// could win, and no leader is ever elected (found by the simulator: two
+// stale nodes alternately campaigned for 100 ticks after the faults
+// stopped).
+func TestPaper52_RejectedVoteKeepsElectionTimer(t *testing.T) {
+	tc := newTestCluster(t, 3, func(c *coreConfig) { c.disablePreVote = true })
+	tc.elect("n1")
+	tc.isolate("n3")
+	if _, err := tc.propose("n1", "x"); err != nil {
+		t.Fatal(err)
+	}
+	tc.heal()
+	c2 := tc.cores["n2"]
+	c2.lead = "" // the leader is gone
+	c2.electionElapsed = 7
+	term := c2.term
+	c2.step(Message{Type: MsgVote, From: "n3", To: "n2", Term: term + 5, Index: 2, LogTerm: 2})
+	rd := c2.ready()
+	for _, m := range append(rd.Messages, rd.MessagesAfter...) {
+		if m.Type == MsgVoteResp && !m.Reject {
+			t.Fatal("vote granted to a candidate with a less up-to-date log")
+		}
+	}
+	c2.advance(rd, false)
+	if c2.term != term+5 || c2.state != Follower {
+		t.Fatalf("term %d state %v after a higher-term vote request, want term %d follower", c2.term, c2.state, term+5)
+	}
+	if c2.electionElapsed != 7 {
+		t.Fatalf("election timer restarted (elapsed %d, want 7) by a rejected vote request", c2.electionElapsed)
+	}
+	// Granting a vote does restart it.
+	last := c2.log.lastIndex()
+	c2.step(Message{Type: MsgVote, From: "n1", To: "n2", Term: term + 6, Index: last, LogTerm: c2.log.lastTerm()})
+	if c2.vote != "n1" || c2.electionElapsed != 0 {
+		t.Fatalf("vote %q elapsed %d after a grantable request, want n1 and 0", c2.vote, c2.electionElapsed)
+	}
+}

@@ -30,6 +30,16 @@ func (c *core) step(m Message) {
 			// A granted pre-vote is answered at the future term.
 		case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
 			c.becomeFollower(m.Term, m.From)
+		case m.Type == MsgVote && c.state != Leader:
+			// Figure 2: the election timer restarts when the node hears from
+			// a current leader or grants a vote, not when a vote request
+			// merely carries a higher term. Restarting it here would let
+			// candidates that cannot win (their logs are behind) keep the
+			// nodes that can win from ever timing out, each request pushing
+			// the others' timeouts back: a livelock without pre-vote.
+			elapsed, timeout := c.electionElapsed, c.randomizedElectionTimeout
+			c.becomeFollower(m.Term, "")
+			c.electionElapsed, c.randomizedElectionTimeout = elapsed, timeout
 		default:
 			c.becomeFollower(m.Term, "")
 		}
