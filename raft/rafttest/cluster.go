@@ -21,8 +21,14 @@ type ClusterOptions struct {
 	// election timeouts. Goroutine scheduling is real, so a seed does not
 	// replay a run exactly; it does replay the same mix.
 	Seed uint64
-	// Nodes, Clients and Ops as in Options (defaults 3, 5, 500).
+	// Nodes, Clients and Ops as in Options (defaults 3, 5, 500). Nodes are
+	// the founding voters.
 	Nodes, Clients, Ops int
+	// Spares is the number of extra nodes started with empty stores and no
+	// Bootstrap, for the membership fault to add (default 2 when
+	// Faults.MembershipInterval is set, 0 otherwise). Nodes + Spares is at
+	// most 9.
+	Spares int
 	// TickInterval and ElectionTicks configure every node (defaults 2ms and
 	// 10): elections take tens of milliseconds.
 	TickInterval  time.Duration
@@ -62,6 +68,16 @@ type ClusterFaults struct {
 	// Downtime is the longest a crashed node stays down (default 3 election
 	// timeouts).
 	Downtime time.Duration
+	// MembershipInterval, if positive, turns on the membership fault: an
+	// operator goroutine, after pauses of up to MembershipInterval, asks
+	// the leader through the typed API to add a learner, promote learners,
+	// remove a voter (sometimes the leader itself), demote or replace a
+	// voter, remove a learner or transfer leadership, keeping the voters
+	// within [3, 5] (or the founding count, if outside it). Removed nodes
+	// keep running for a while, then are shut down; some are added back
+	// with their stores. Every call waits for its outcome, bounded by
+	// OpTimeout. It runs concurrently with the actions above.
+	MembershipInterval time.Duration
 }
 
 // DefaultClusterFaults returns every fault at a moderate rate.
@@ -80,13 +96,39 @@ type ClusterReport struct {
 	Ops, Acked, Unknown, Failed int
 	// Faults counts injected actions; Crashes the crash-restarts among them.
 	Faults, Crashes int
-	Elapsed         time.Duration
+	// Membership counts what the membership fault did (all zero without it).
+	Membership ClusterMembership
+	Elapsed    time.Duration
+}
+
+// ClusterMembership counts the membership fault's calls in a RunCluster
+// run. The kinds count calls that returned success.
+type ClusterMembership struct {
+	AddLearner, Promote, RemoveVoter, RemoveLeader, Demote, Replace, RemoveLearner, Transfer int
+	// Retried counts calls that failed with an error meaning "try later"
+	// (a change or transfer in progress, a learner not caught up, not the
+	// leader, an indeterminate outcome, a timeout).
+	Retried int
+	// Retired counts removed nodes shut down for good; Rejoined the
+	// successful additions of nodes that had been members before (on their
+	// stores, restarted first if retired).
+	Retired, Rejoined int
+	// MinVoters and MaxVoters are the extremes of the voters of committed
+	// configurations sampled on leaders; FinalVoters and FinalLearners
+	// describe the settled configuration.
+	MinVoters, MaxVoters, FinalVoters, FinalLearners int
 }
 
 // String renders the report on one line.
 func (r ClusterReport) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d ops=%d acked=%d unknown=%d failed=%d faults=%d crashes=%d elapsed=%v",
+	s := fmt.Sprintf("seed=%d nodes=%d ops=%d acked=%d unknown=%d failed=%d faults=%d crashes=%d elapsed=%v",
 		r.Seed, r.Nodes, r.Ops, r.Acked, r.Unknown, r.Failed, r.Faults, r.Crashes, r.Elapsed.Round(time.Millisecond))
+	if m := r.Membership; m != (ClusterMembership{}) {
+		s += fmt.Sprintf(" membership[add=%d promote=%d remove=%d remove-leader=%d demote=%d replace=%d remove-learner=%d transfer=%d retried=%d retired=%d rejoined=%d voters=%d..%d final=%d+%d]",
+			m.AddLearner, m.Promote, m.RemoveVoter, m.RemoveLeader, m.Demote, m.Replace, m.RemoveLearner, m.Transfer,
+			m.Retried, m.Retired, m.Rejoined, m.MinVoters, m.MaxVoters, m.FinalVoters, m.FinalLearners)
+	}
+	return s
 }
 
 // RunCluster runs w on a real cluster of raft.Raft[C, R, E] nodes — their
@@ -105,10 +147,16 @@ func (r ClusterReport) String() string {
 // writes are the pure simulator's job.
 //
 // Checks: at most one leader per term and no node's term, commit or applied
-// going backwards (sampled), the cluster settling once healed, every
-// acknowledged operation applied on every node, and linearizability. A
-// failed check returns a *Failure (with no trace). ctx bounds the whole run;
-// every goroutine RunCluster starts has exited when it returns.
+// going backwards (sampled), the cluster settling once healed (one leader,
+// a committed configuration that is not joint, every member of it up to
+// date), every acknowledged operation in the log of and applied on every
+// member of that configuration, and linearizability. With the membership
+// fault, also: every call fails only with an error meaning "try later",
+// committed configurations keep the voters within the operator's bounds,
+// and no node shut down after a committed configuration removed it is a
+// member in the end. A failed check returns a *Failure (with no trace).
+// ctx bounds the whole run; every goroutine RunCluster starts has exited
+// when it returns.
 func RunCluster[C any, R any, E raft.ErrorType](ctx context.Context, opts ClusterOptions, w Workload[C, R, E]) (ClusterReport, error) {
 	a, err := w.app()
 	if err != nil {
@@ -146,9 +194,14 @@ func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
 	if o.Think == 0 {
 		o.Think = 2 * o.TickInterval
 	}
+	if o.Spares == 0 && o.Faults != nil && o.Faults.MembershipInterval > 0 {
+		o.Spares = min(2, maxNodes-o.Nodes)
+	}
 	switch {
 	case o.Nodes < 1 || o.Nodes > maxNodes:
 		return o, fmt.Errorf("%w: Nodes = %d, want 1..%d", ErrInvalidOptions, o.Nodes, maxNodes)
+	case o.Spares < 0 || o.Nodes+o.Spares > maxNodes:
+		return o, fmt.Errorf("%w: Spares = %d, want 0..%d", ErrInvalidOptions, o.Spares, maxNodes-o.Nodes)
 	case o.Clients < 1 || o.Clients > 1000:
 		return o, fmt.Errorf("%w: Clients = %d, want 1..1000", ErrInvalidOptions, o.Clients)
 	case o.Ops < 1 || o.Ops > 10_000_000:
@@ -177,7 +230,7 @@ func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
 			return o, fmt.Errorf("%w: ClusterFaults weights must be in [0, 1e6]", ErrInvalidOptions)
 		}
 	}
-	if !(f.MaxDrop >= 0 && f.MaxDrop < 0.5) || f.MaxDelay < 0 || f.FaultInterval < 0 || f.Downtime < 0 {
+	if !(f.MaxDrop >= 0 && f.MaxDrop < 0.5) || f.MaxDelay < 0 || f.FaultInterval < 0 || f.Downtime < 0 || f.MembershipInterval < 0 {
 		return o, fmt.Errorf("%w: ClusterFaults.MaxDrop must be in [0, 0.5) and durations not negative", ErrInvalidOptions)
 	}
 	if f.FaultInterval == 0 {
@@ -190,12 +243,20 @@ func (o ClusterOptions) withDefaults() (ClusterOptions, error) {
 	return o, nil
 }
 
-// liveNode is one member of a RunCluster cluster.
+// liveNode is one node of a RunCluster cluster: a founding voter or a
+// spare.
 type liveNode[C any, R any, E raft.ErrorType] struct {
 	id    raft.NodeID
 	store *memory.Store
-	tr    *inmem.Transport
-	node  *raft.Raft[C, R, E]
+	// life serializes starting, stopping and retiring the node (the crash
+	// fault, the membership fault and settle all do).
+	life sync.Mutex
+	// The fields below are guarded by cluster.mu.
+	tr   *inmem.Transport
+	node *raft.Raft[C, R, E]
+	// retired: shut down for good after leaving the configuration; no
+	// crash restarts it.
+	retired bool
 	// Sampled high-water marks of the current incarnation.
 	term, commit, applied uint64
 }
@@ -222,9 +283,12 @@ type cluster[C any, R any, E raft.ErrorType] struct {
 	rep     ClusterReport
 	fail    *Failure
 	// applied records what every node applies; final is the settled
-	// cluster's commit index.
+	// cluster's commit index and members the nodes of its configuration.
 	applied *appliedLog
 	final   uint64
+	members []*liveNode[C, R, E]
+	// minVoters and maxVoters bound the voters the membership fault keeps.
+	minVoters, maxVoters int
 }
 
 func (c *cluster[C, R, E]) failf(invariant, format string, args ...any) {
@@ -232,8 +296,8 @@ func (c *cluster[C, R, E]) failf(invariant, format string, args ...any) {
 	defer c.mu.Unlock()
 	if c.fail == nil {
 		c.fail = &Failure{Seed: c.o.Seed, Invariant: invariant, Detail: fmt.Sprintf(format, args...),
-			Setup: fmt.Sprintf("RunCluster nodes=%d clients=%d tick=%v election=%d faults=%+v",
-				c.o.Nodes, c.o.Clients, c.o.TickInterval, c.o.ElectionTicks, *c.o.Faults)}
+			Setup: fmt.Sprintf("RunCluster nodes=%d spares=%d clients=%d tick=%v election=%d faults=%+v",
+				c.o.Nodes, c.o.Spares, c.o.Clients, c.o.TickInterval, c.o.ElectionTicks, *c.o.Faults)}
 	}
 }
 
@@ -251,18 +315,25 @@ func (c *cluster[C, R, E]) run(ctx context.Context) (ClusterReport, error) {
 	c.unknown = map[int]*raft.Future[R, E]{}
 	c.rep = ClusterReport{Seed: c.o.Seed, Nodes: c.o.Nodes}
 	c.applied = &appliedLog{codec: c.codec, cmds: map[uint64][]byte{}, fail: c.failf}
+	c.minVoters, c.maxVoters = min(3, c.o.Nodes), min(max(5, c.o.Nodes), c.o.Nodes+c.o.Spares)
 	var servers []raft.Server
-	for i := 0; i < c.o.Nodes; i++ {
+	for i := 0; i < c.o.Nodes+c.o.Spares; i++ {
 		id := raft.NodeID(fmt.Sprintf("n%d", i+1))
 		c.ids = append(c.ids, id)
-		servers = append(servers, raft.Server{ID: id, Addr: string(id)})
+		if i < c.o.Nodes {
+			servers = append(servers, raft.Server{ID: id, Addr: string(id)})
+		}
 	}
 	defer c.shutdownAll()
-	for _, id := range c.ids {
+	for i, id := range c.ids {
 		n := &liveNode[C, R, E]{id: id, store: memory.New()}
 		c.nodes = append(c.nodes, n)
 		if err := c.startNode(n); err != nil {
 			return c.rep, err
+		}
+		// Spares start empty: the membership fault adds them.
+		if i >= c.o.Nodes {
+			continue
 		}
 		if err := n.node.Bootstrap(ctx, servers); err != nil {
 			return c.rep, fmt.Errorf("rafttest: bootstrap %s: %w", id, err)
@@ -274,6 +345,10 @@ func (c *cluster[C, R, E]) run(ctx context.Context) (ClusterReport, error) {
 	bg.Add(2)
 	go func() { defer bg.Done(); c.injectFaults(runCtx) }()
 	go func() { defer bg.Done(); c.watch(runCtx) }()
+	if c.o.Faults.MembershipInterval > 0 {
+		bg.Add(1)
+		go func() { defer bg.Done(); c.operate(runCtx) }()
+	}
 	var clients sync.WaitGroup
 	work := make(chan int, c.o.Ops)
 	for i := 0; i < c.o.Ops; i++ {
@@ -307,6 +382,7 @@ func (c *cluster[C, R, E]) run(ctx context.Context) (ClusterReport, error) {
 }
 
 // startNode starts n on its store with a fresh state machine and transport.
+// The caller holds n.life (or no other goroutine runs yet) and n is down.
 func (c *cluster[C, R, E]) startNode(n *liveNode[C, R, E]) error {
 	c.mu.Lock()
 	seed := c.rng.Uint64()
@@ -329,7 +405,8 @@ func (c *cluster[C, R, E]) startNode(n *liveNode[C, R, E]) error {
 	return nil
 }
 
-// stopNode shuts n down and closes its transport.
+// stopNode shuts n down and closes its transport. The caller holds n.life
+// (or every goroutine that starts nodes has exited).
 func (c *cluster[C, R, E]) stopNode(n *liveNode[C, R, E]) {
 	c.mu.Lock()
 	node, tr := n.node, n.tr
@@ -348,7 +425,9 @@ func (c *cluster[C, R, E]) stopNode(n *liveNode[C, R, E]) {
 
 func (c *cluster[C, R, E]) shutdownAll() {
 	for _, n := range c.nodes {
+		n.life.Lock()
 		c.stopNode(n)
+		n.life.Unlock()
 	}
 }
 
@@ -398,6 +477,9 @@ func (c *cluster[C, R, E]) sample() {
 				c.setFail(InvariantElectionSafety, "%s and %s both lead term %d", l, n.id, st.Term)
 			}
 			c.leaders[st.Term] = n.id
+			if c.o.Faults.MembershipInterval > 0 {
+				c.sampleConfig(st)
+			}
 		}
 	}
 }

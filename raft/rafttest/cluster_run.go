@@ -3,7 +3,6 @@ package rafttest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -15,7 +14,7 @@ import (
 // operation is proposed to the node the client believes leads; its outcome
 // decides how it enters the history.
 func (c *cluster[C, R, E]) client(ctx context.Context, id int, work <-chan int) {
-	guess := id % c.o.Nodes
+	guess := id % len(c.nodes)
 	for range work {
 		c.mu.Lock()
 		think := time.Duration(c.rng.Int64N(int64(c.o.Think) + 1))
@@ -65,7 +64,7 @@ func (c *cluster[C, R, E]) client(ctx context.Context, id int, work <-chan int) 
 func (c *cluster[C, R, E]) randomNode() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.rng.IntN(c.o.Nodes)
+	return c.rng.IntN(len(c.nodes))
 }
 
 func (c *cluster[C, R, E]) index(id raft.NodeID) int {
@@ -125,7 +124,7 @@ func (c *cluster[C, R, E]) injectFaults(ctx context.Context) {
 		x := c.rng.Float64() * (total + 1)
 		victim := c.nodes[c.rng.IntN(len(c.nodes))]
 		minority := c.rng.IntN(max(1, (c.o.Nodes-1)/2)) + 1
-		perm := c.rng.Perm(c.o.Nodes)
+		perm := c.rng.Perm(len(c.nodes))
 		drop := c.rng.Float64() * f.MaxDrop
 		delay := time.Duration(c.rng.Int64N(int64(f.MaxDelay) + 1))
 		down := time.Duration(c.rng.Int64N(int64(f.Downtime) + 1))
@@ -158,9 +157,20 @@ func (c *cluster[C, R, E]) injectFaults(ctx context.Context) {
 	}
 }
 
-// crash stops n and restarts it on the same store after down.
+// crash stops n and restarts it on the same store after down, unless the
+// membership fault retires it or starts it again meanwhile.
 func (c *cluster[C, R, E]) crash(ctx context.Context, n *liveNode[C, R, E], down time.Duration) {
-	c.stopNode(n)
+	n.life.Lock()
+	c.mu.Lock()
+	skip := n.retired || n.node == nil
+	c.mu.Unlock()
+	if !skip {
+		c.stopNode(n)
+	}
+	n.life.Unlock()
+	if skip {
+		return
+	}
 	c.mu.Lock()
 	c.rep.Crashes++
 	c.mu.Unlock()
@@ -168,64 +178,25 @@ func (c *cluster[C, R, E]) crash(ctx context.Context, n *liveNode[C, R, E], down
 	case <-ctx.Done():
 	case <-time.After(down):
 	}
+	n.life.Lock()
+	defer n.life.Unlock()
+	c.mu.Lock()
+	skip = n.retired || n.node != nil
+	c.mu.Unlock()
+	if skip {
+		return
+	}
 	if err := c.startNode(n); err != nil {
 		c.failf(InvariantLiveness, "restart %s: %v", n.id, err)
 	}
 }
 
-// settle heals everything, restarts stopped nodes and waits until one
-// leader has every node applied up to its commit index.
-func (c *cluster[C, R, E]) settle(ctx context.Context) {
-	c.net.Heal()
-	for _, n := range c.nodes {
-		if n.node == nil {
-			if err := c.startNode(n); err != nil {
-				c.failf(InvariantLiveness, "restart %s: %v", n.id, err)
-				return
-			}
-		}
-	}
-	deadline := time.Now().Add(c.o.SettleTimeout)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		c.sample()
-		if c.settled() {
-			return
-		}
-		time.Sleep(c.o.TickInterval)
-	}
-	var desc string
-	for _, n := range c.nodes {
-		s := n.node.Status()
-		desc += fmt.Sprintf("[%s %s term=%d leader=%q commit=%d applied=%d last=%d] ", n.id, s.State, s.Term, s.Leader, s.Commit, s.Applied, s.LastIndex)
-	}
-	c.failf(InvariantLiveness, "the cluster did not settle within %v of healing: %s", c.o.SettleTimeout, desc)
-}
-
-func (c *cluster[C, R, E]) settled() bool {
-	var lead raft.Status
-	for _, n := range c.nodes {
-		if s := n.node.Status(); s.State == raft.Leader && s.Term >= lead.Term {
-			lead = s
-		}
-	}
-	if lead.State != raft.Leader || lead.Commit != lead.LastIndex {
-		return false
-	}
-	c.final = lead.Commit
-	for _, n := range c.nodes {
-		s := n.node.Status()
-		if s.Term != lead.Term || s.Leader != lead.ID || s.Commit != lead.Commit || s.Applied != lead.Commit || s.LastIndex != lead.LastIndex {
-			return false
-		}
-	}
-	return true
-}
-
-// verify checks that every acknowledged operation is in every node's log
-// at its index and term (unless compacted away) and applied there.
+// verify checks that every acknowledged operation is in the log of every
+// member of the settled configuration at its index and term (unless
+// compacted away) and applied there.
 func (c *cluster[C, R, E]) verify() {
 	for _, res := range c.acked {
-		for _, n := range c.nodes {
+		for _, n := range c.members {
 			t, err := n.store.Term(res.Index)
 			if errors.Is(err, raft.ErrCompacted) {
 				continue

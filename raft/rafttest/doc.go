@@ -112,5 +112,9 @@
 // checks the outcomes of the typed futures with the same model. It cannot
 // replay a run exactly (goroutine scheduling is real) but catches what only
 // the typed API can get wrong, such as a future resolved with the wrong
-// result.
+// result. With ClusterFaults.MembershipInterval set, an operator goroutine
+// also changes the membership through the typed API (AddLearner,
+// PromoteLearner, RemoveServer, ChangeMembership, TransferLeadership),
+// adding spare nodes that start with empty stores, and the final checks
+// apply to the members of the settled configuration.
 package rafttest

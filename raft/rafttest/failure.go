@@ -117,6 +117,11 @@ const (
 	// InvariantApplication: the workload's state machine or codec failed
 	// (e.g. a committed command did not decode).
 	InvariantApplication = "Application"
+	// InvariantMembership: RunCluster's membership API refused a valid
+	// change for a reason other than "try later", or a committed
+	// configuration is not one the operator could have asked for (voters
+	// outside the bounds it keeps).
+	InvariantMembership = "Membership"
 )
 
 // Report summarizes a successful run.

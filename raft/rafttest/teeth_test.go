@@ -41,12 +41,12 @@ func figure8Options(seed uint64) rafttest.Options {
 }
 
 // membershipChurnOptions is churnOptions with frequent membership changes
-// (so that decisions are often taken in a joint configuration) and
-// leadership transfers.
+// (so that decisions are often taken in a joint configuration), leadership
+// transfers and more partitions (which split the old and new majorities).
 func membershipChurnOptions(seed uint64) rafttest.Options {
 	o := churnOptions(seed)
 	o.Nodes = 3
-	o.Faults.Membership, o.Faults.Transfer = 0.05, 0.005
+	o.Faults.Membership, o.Faults.Transfer, o.Faults.Partition = 0.1, 0.005, 0.1
 	return o
 }
 
@@ -130,6 +130,30 @@ func TestTeeth(t *testing.T) {
 				return
 			}
 			t.Fatalf("not caught within %d seeds", tc.maxSeeds)
+		})
+	}
+}
+
+// TestTeethControl runs the teeth's fault mixes with no bug injected: they
+// must pass, or a tooth's catch would prove nothing about its bug. (This
+// control found a real livelock: without pre-vote, stale candidates kept
+// restarting the election timers of the nodes that could win.)
+func TestTeethControl(t *testing.T) {
+	seeds := uint64(20)
+	if testing.Short() {
+		seeds = 3
+	}
+	mixes := map[string]func(uint64) rafttest.Options{
+		"churn": churnOptions, "figure8": figure8Options, "membership-churn": membershipChurnOptions, "default": defaultOptions,
+	}
+	for name, options := range mixes {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			for seed := uint64(1); seed <= seeds; seed++ {
+				if _, err := rafttest.Run(options(seed), kvmodel.Workload(4)); err != nil {
+					t.Fatalf("seed %d without any injected bug: %v", seed, err)
+				}
+			}
 		})
 	}
 }
