@@ -104,7 +104,8 @@ type ClusterReport struct {
 // ClusterMembership counts the membership fault's calls in a RunCluster
 // run. The kinds count calls that returned success.
 type ClusterMembership struct {
-	AddLearner, Promote, RemoveVoter, RemoveLeader, Demote, Replace, RemoveLearner, Transfer int
+	ChangeCounts
+	Transfer int
 	// Retried counts calls that failed with an error meaning "try later"
 	// (a change or transfer in progress, a learner not caught up, not the
 	// leader, an indeterminate outcome, a timeout).

@@ -122,6 +122,9 @@ func (c *cluster[C, R, E]) operateOnce(ctx context.Context, op *operator) {
 			op.floating = false
 		}
 		m.count(ch.act)
+		if ch.act == actTransfer {
+			m.Transfer++
+		}
 		if rejoin {
 			m.Rejoined++
 		}
@@ -136,28 +139,6 @@ func (c *cluster[C, R, E]) operateOnce(ctx context.Context, op *operator) {
 	}
 	c.setFail(InvariantMembership, "%s refused %s %s (configuration %v at index %d, commit %d): %v",
 		ln.id, confActionName(ch.act), ch.target, cfg, st.ConfigIndex, st.Commit, err)
-}
-
-// count counts a successful call of kind act.
-func (m *ClusterMembership) count(act uint64) {
-	switch act {
-	case actAddLearner:
-		m.AddLearner++
-	case actPromote:
-		m.Promote++
-	case actRemoveVoter:
-		m.RemoveVoter++
-	case actRemoveLeader:
-		m.RemoveLeader++
-	case actDemote:
-		m.Demote++
-	case actReplace:
-		m.Replace++
-	case actRemoveLearner:
-		m.RemoveLearner++
-	case actTransfer:
-		m.Transfer++
-	}
 }
 
 // checkHoldsConfig checks, after AddLearner(..., waitCaughtUp=true)

@@ -161,6 +161,36 @@ type Report struct {
 	TraceHash uint64
 }
 
+// ChangeCounts counts accepted membership changes by kind: AddLearner
+// learners added; Promote changes that made learners voters; RemoveVoter
+// removals of a follower voter; RemoveLeader removals of the leader itself;
+// Demote voters made learners; Replace changes that removed a voter and
+// promoted a learner at once; RemoveLearner learners removed.
+type ChangeCounts struct {
+	AddLearner, Promote, RemoveVoter, RemoveLeader, Demote, Replace, RemoveLearner int
+}
+
+// count counts one accepted change of kind act (an act* constant); other
+// kinds are not counted here.
+func (c *ChangeCounts) count(act uint64) {
+	switch act {
+	case actAddLearner:
+		c.AddLearner++
+	case actPromote:
+		c.Promote++
+	case actRemoveVoter:
+		c.RemoveVoter++
+	case actRemoveLeader:
+		c.RemoveLeader++
+	case actDemote:
+		c.Demote++
+	case actReplace:
+		c.Replace++
+	case actRemoveLearner:
+		c.RemoveLearner++
+	}
+}
+
 // MembershipReport counts what the membership fault (Faults.Membership)
 // and the leadership-transfer fault (Faults.Transfer) did in a run. Each
 // change counts once, when the leader accepted it, under the kind the fault
@@ -170,13 +200,10 @@ type MembershipReport struct {
 	// rejected by the core (another change pending, a learner not caught up,
 	// a transfer in progress).
 	Accepted, Refused int
-	// AddLearner counts learners added (Rejoined those among them that had
-	// been members before); Promote changes that made learners voters;
-	// RemoveVoter removals of a follower voter; RemoveLeader removals of
-	// the leader itself; Demote voters made learners; Replace changes that
-	// removed a voter and promoted a learner at once; RemoveLearner
-	// learners removed.
-	AddLearner, Rejoined, Promote, RemoveVoter, RemoveLeader, Demote, Replace, RemoveLearner int
+	// ChangeCounts counts the accepted changes by kind; Rejoined counts the
+	// learners added that had been members before.
+	ChangeCounts
+	Rejoined int
 	// Committed counts configuration entries committed (the bootstrap one
 	// excluded); Joint those of them that were joint; MinVoters and
 	// MaxVoters the range of voter counts of committed configurations.

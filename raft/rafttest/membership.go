@@ -37,16 +37,22 @@ type confChoice struct {
 	servers []raft.Server
 }
 
+// steppableLeader returns the leader if there is one that can take a
+// request now (running, not paused), else nil.
+func (s *sim) steppableLeader() *node {
+	li := s.leader()
+	if li < 0 || !s.nodes[li].canStep(s.tick) {
+		return nil
+	}
+	return s.nodes[li]
+}
+
 // changeMembership asks the leader for one membership change chosen at
 // random among those that keep the voters within [minVoters, maxVoters],
 // or shuts down a node that is no longer a member.
 func (s *sim) changeMembership() {
-	li := s.leader()
-	if li < 0 {
-		return
-	}
-	l := s.nodes[li]
-	if !l.canStep(s.tick) {
+	l := s.steppableLeader()
+	if l == nil {
 		return
 	}
 	cfg, _ := l.core.Configuration()
@@ -76,25 +82,12 @@ func (s *sim) changeMembership() {
 	switch {
 	case err == nil:
 		m.Accepted++
-		switch c.act {
-		case actAddLearner:
-			m.AddLearner++
+		m.count(c.act)
+		if c.act == actAddLearner {
 			if t.everMember {
 				m.Rejoined++
 			}
 			t.everMember = true
-		case actPromote:
-			m.Promote++
-		case actRemoveVoter:
-			m.RemoveVoter++
-		case actRemoveLeader:
-			m.RemoveLeader++
-		case actDemote:
-			m.Demote++
-		case actReplace:
-			m.Replace++
-		case actRemoveLearner:
-			m.RemoveLearner++
 		}
 	case errors.Is(err, raft.ErrConfigChangePending), errors.Is(err, raft.ErrNotCaughtUp), errors.Is(err, raft.ErrTransferInProgress):
 		m.Refused++
@@ -258,12 +251,8 @@ func (s *sim) shutdownOne(cfg raft.Configuration) bool {
 // transferLeadership asks the leader to hand leadership to a random voter
 // of its configuration, or (sometimes) to the one it thinks best.
 func (s *sim) transferLeadership() {
-	li := s.leader()
-	if li < 0 {
-		return
-	}
-	l := s.nodes[li]
-	if !l.canStep(s.tick) {
+	l := s.steppableLeader()
+	if l == nil {
 		return
 	}
 	cfg, _ := l.core.Configuration()
