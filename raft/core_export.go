@@ -147,7 +147,9 @@ func (n *Core) TransferLeadership(to NodeID) (NodeID, error) {
 	return id, exportCoreErr(err)
 }
 
-// exportCoreErr maps the core's internal sentinels to the exported errors.
+// exportCoreErr maps the core's internal sentinels to the exported errors
+// (the driver uses it too, after turning not-leader into a NotLeaderError
+// with the leader's address).
 func exportCoreErr(err error) error {
 	switch {
 	case err == nil:
@@ -155,9 +157,9 @@ func exportCoreErr(err error) error {
 	case errors.Is(err, errNotLeaderCore):
 		return fmt.Errorf("%w: %w", ErrNotLeader, err)
 	case errors.Is(err, errTransferring):
-		return fmt.Errorf("%w: %w", ErrTransferInProgress, err)
+		return ErrTransferInProgress
 	case errors.Is(err, errConfChangePending):
-		return fmt.Errorf("%w: %w", ErrConfigChangePending, err)
+		return ErrConfigChangePending
 	case errors.Is(err, errNotCaughtUp):
 		return fmt.Errorf("%w: %w", ErrNotCaughtUp, err)
 	case errors.Is(err, errTransferTarget):

@@ -348,7 +348,7 @@ func (d *driver) handleProposals() {
 		first, term, err := d.core.propose(ents)
 		if err != nil {
 			for _, p := range live {
-				p.w.fail(d.proposeError(err))
+				p.w.fail(d.coreError(err))
 			}
 			continue
 		}
@@ -360,14 +360,13 @@ func (d *driver) handleProposals() {
 	}
 }
 
-func (d *driver) proposeError(err error) error {
-	switch {
-	case errors.Is(err, errTransferring):
-		return ErrTransferInProgress
-	case errors.Is(err, errNotLeaderCore):
+// coreError maps an error of the core to the API's: not-leader becomes a
+// *NotLeaderError naming the leader, the rest as exportCoreErr maps them.
+func (d *driver) coreError(err error) error {
+	if errors.Is(err, errNotLeaderCore) {
 		return d.notLeader()
 	}
-	return err
+	return exportCoreErr(err)
 }
 
 func (d *driver) notLeader() error {

@@ -20,20 +20,12 @@ func (d *driver) proposeMembership(edit func(cur Configuration) ([]Server, error
 		return 0, false, err
 	}
 	idx, err = d.core.proposeConfChange(servers, d.cfg.MaxCatchUpLag)
-	switch {
-	case errors.Is(err, errNotLeaderCore):
-		err = d.notLeader()
-	case errors.Is(err, errTransferring):
-		err = ErrTransferInProgress
-	case errors.Is(err, errConfChangePending):
+	if errors.Is(err, errConfChangePending) {
 		if t, terr := d.core.log.term(d.core.log.committed); terr == nil && t != d.core.term {
 			return 0, true, nil
 		}
-		err = ErrConfigChangePending
-	case errors.Is(err, errNotCaughtUp):
-		err = fmt.Errorf("%w: %w", ErrNotCaughtUp, err)
 	}
-	return idx, false, err
+	return idx, false, d.coreError(err)
 }
 
 // changeMembership computes the new membership from the current one on the

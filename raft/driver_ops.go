@@ -130,9 +130,7 @@ func (d *driver) transferLeadership(ctx context.Context, to NodeID) error {
 	var err error
 	if e := d.do(ctx, func() {
 		target, err = d.core.transferLeadership(to)
-		if errors.Is(err, errNotLeaderCore) {
-			err = d.notLeader()
-		}
+		err = d.coreError(err)
 		// Publish the transfer now, so the wait below never sees the
 		// status from before it started.
 		d.publishStatus()

@@ -315,6 +315,9 @@ func TestLeadershipTransfer(t *testing.T) {
 	if got := c.leader(); got != target {
 		t.Fatalf("leader %s after transfer, want %s", got, target)
 	}
+	if err := c.nodes[target].TransferLeadership(ctxT(t), "n9"); !errors.Is(err, raft.ErrInvalidConfig) {
+		t.Fatalf("transfer to a non-member: %v, want ErrInvalidConfig", err)
+	}
 	if err := c.nodes[lead].TransferLeadership(ctxT(t), lead); !isNotLeader(err) {
 		t.Fatalf("transfer on a follower: %v, want not-leader", err)
 	}

@@ -154,8 +154,9 @@ func (r *Raft[C, R, E]) Bootstrap(ctx context.Context, servers []Server) error {
 // TransferLeadership asks the leader to hand leadership to the voter to (or,
 // if to is empty, to the most up-to-date voter) and waits until it has or the
 // transfer fails. While it runs the leader accepts no proposals. It returns
-// a *NotLeaderError on a follower, ErrTransferTimeout if the target did not
-// take over within an election timeout, or ctx's error.
+// a *NotLeaderError on a follower, an error matching ErrInvalidConfig if to
+// is not a voter, ErrTransferTimeout if the target did not take over within
+// an election timeout, or ctx's error.
 func (r *Raft[C, R, E]) TransferLeadership(ctx context.Context, to NodeID) error {
 	return r.d.transferLeadership(ctx, to)
 }
