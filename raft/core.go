@@ -295,6 +295,11 @@ func (c *core) tickLeader() {
 			}
 		}
 	}
+	for _, id := range c.peers {
+		if pr := c.prs[id]; pr.snapBackoff > 0 {
+			pr.snapBackoff--
+		}
+	}
 	c.checkStalled()
 	if c.heartbeatElapsed >= c.cfg.heartbeatTicks {
 		c.heartbeatElapsed = 0

@@ -253,9 +253,6 @@ func (c *core) checkStalled() {
 	limit := max(c.cfg.electionTicks/2, 2)
 	for _, id := range c.peers {
 		pr := c.prs[id]
-		if pr.snapBackoff > 0 {
-			pr.snapBackoff--
-		}
 		if pr.state != progressReplicate || pr.next <= pr.match+1 {
 			continue
 		}

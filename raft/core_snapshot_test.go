@@ -131,3 +131,48 @@ func TestSnapshotTwoInQuickSuccession(t *testing.T) {
 		t.Fatalf("first %d commit %d, want 21 and 20", c3.log.firstIndex(), c3.log.committed)
 	}
 }
+
+// The outcome of an earlier snapshot send is not taken for the current
+// one's (it would restart a stream while another is running), and a failed
+// send is retried only after half an election timeout, not on every append.
+func TestSnapshotSendOutcomesAndBackoff(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.elect("n1")
+	c := tc.cores["n1"]
+	c.snapIndex, c.snapTerm = 1, 1
+	pr := c.prs["n2"]
+	pr.becomeProbe()
+	c.sendSnapshot("n2", pr)
+	first := pr.snapSeq
+	if pr.state != progressSnapshot || len(c.snapshotsToSend) != 1 {
+		t.Fatalf("no snapshot send started (state %v)", pr.state)
+	}
+	c.snapshotsToSend = nil
+	c.snapshotDone("n2", first, false)
+	if pr.state != progressProbe || pr.snapBackoff == 0 {
+		t.Fatalf("after a failed send: state %v backoff %d, want probe with a backoff", pr.state, pr.snapBackoff)
+	}
+	c.sendSnapshot("n2", pr)
+	if len(c.snapshotsToSend) != 0 {
+		t.Fatal("a failed snapshot send was retried at once")
+	}
+	for i := 0; i < c.cfg.electionTicks && pr.snapBackoff > 0; i++ {
+		c.tick()
+	}
+	if pr.snapBackoff != 0 || c.state != Leader {
+		t.Fatalf("backoff %d (state %v) after an election timeout of ticks", pr.snapBackoff, c.state)
+	}
+	pr.becomeProbe()
+	c.sendSnapshot("n2", pr)
+	if len(c.snapshotsToSend) != 1 || pr.snapSeq == first {
+		t.Fatalf("no new send after the backoff (queued %d, seq %d)", len(c.snapshotsToSend), pr.snapSeq)
+	}
+	c.snapshotDone("n2", first, true) // the earlier send's outcome, late
+	if pr.state != progressSnapshot {
+		t.Fatalf("a stale send outcome moved the follower to %v while a send is running", pr.state)
+	}
+	c.snapshotDone("n2", pr.snapSeq, true)
+	if pr.state != progressProbe {
+		t.Fatalf("the current send's outcome left the follower in %v", pr.state)
+	}
+}

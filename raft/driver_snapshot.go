@@ -77,7 +77,10 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 	// disagree with the one the core installs next.
 	st := d.status.Load()
 	stale := meta.Index <= st.Commit || m.Term < st.Term
-	if latest, err := d.store.LatestSnapshot(); err == nil && latest.Index >= meta.Index {
+	// snapMu is held, so the store's newest snapshot changes only below.
+	latest, lerr := d.store.LatestSnapshot()
+	haveNewer := lerr == nil && latest.Index > meta.Index
+	if haveNewer || (lerr == nil && latest.Index == meta.Index) {
 		stale = true
 	}
 	if !stale {
@@ -99,11 +102,12 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 		}
 	}
 	// The core must install what the store holds as its newest snapshot. If
-	// a newer one is already stored (the term may have moved between the
-	// check above and now), the core is told about that one instead: every
-	// snapshot covers only committed entries, so it is safe to install
-	// whichever leader produced it.
-	if latest, err := d.store.LatestSnapshot(); err == nil && latest.Index > meta.Index {
+	// a newer one is already stored (the core may not have installed it
+	// yet: the term or commit index can move between this check and the
+	// step below), the core is told about that one instead: every snapshot
+	// covers only committed entries, so it is safe to install whichever
+	// leader produced it.
+	if haveNewer {
 		m.Snapshot = &latest
 	}
 	// A stale snapshot is still stepped: the core answers with its commit
