@@ -204,18 +204,26 @@ func (l *raftLog) fromRecent(lo, hi, maxBytes uint64) (out []Entry, ok bool) {
 	if n == 0 || lo < l.recent[0].Index || hi > l.recent[0].Index+n {
 		return nil, false
 	}
-	ents := l.recent[lo-l.recent[0].Index : hi-l.recent[0].Index]
-	if maxBytes == 0 {
-		return ents, true
-	}
-	size := uint64(0)
-	for k := range ents {
-		size += ents[k].Size()
-		if k > 0 && size > maxBytes {
-			return ents[:k], true
+	return prefixWithin(l.recent[lo-l.recent[0].Index:hi-l.recent[0].Index], maxBytes), true
+}
+
+// prefixWithin returns the longest prefix of ents (at least one entry)
+// whose size is within maxBytes (0: no bound), with its capacity cut to its
+// length: ents share the log's arrays, and a receiver that appends to the
+// result must not overwrite entries the log hands out later.
+func prefixWithin(ents []Entry, maxBytes uint64) []Entry {
+	n := len(ents)
+	if maxBytes > 0 {
+		size := uint64(0)
+		for k := range ents {
+			size += ents[k].Size()
+			if k > 0 && size > maxBytes {
+				n = k
+				break
+			}
 		}
 	}
-	return ents, true
+	return ents[:n:n]
 }
 
 // slice returns entries in [lo, hi) bounded by maxBytes (0 = no bound; at
@@ -251,20 +259,8 @@ func (l *raftLog) slice(lo, hi, maxBytes uint64) ([]Entry, error) {
 	}
 	ulo := max(lo, l.offset)
 	if out == nil {
-		// All unstable: share the tail, capped so that the receiver's
-		// appends cannot reach entries appended later.
-		ents := l.unstable[ulo-l.offset : hi-l.offset : hi-l.offset]
-		if maxBytes == 0 {
-			return ents, nil
-		}
-		size := uint64(0)
-		for k := range ents {
-			size += ents[k].Size()
-			if k > 0 && size > maxBytes {
-				return ents[:k:k], nil
-			}
-		}
-		return ents, nil
+		// All unstable: share the tail.
+		return prefixWithin(l.unstable[ulo-l.offset:hi-l.offset], maxBytes), nil
 	}
 	size := uint64(0)
 	for i := range out {
