@@ -62,7 +62,7 @@ func (s *scaleKV) Apply(index uint64, cmd scaleCmd) (uint64, *scaleErr) {
 }
 
 // Snapshot returns a shallow copy of the map (values are immutable).
-func (s *scaleKV) Snapshot() (raft.StateSnapshot, error) {
+func (s *scaleKV) Snapshot(raft.SnapshotMeta) (raft.StateSnapshot, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return scaleView{m: maps.Clone(s.m)}, nil
@@ -73,7 +73,7 @@ const snapMagic = "SKV1"
 
 // Restore replaces the map with the one read from r and counts the call
 // and the bytes read.
-func (s *scaleKV) Restore(r io.Reader) error {
+func (s *scaleKV) Restore(_ raft.SnapshotMeta, r io.Reader) error {
 	cr := &countReader{r: r}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	var magic [4]byte

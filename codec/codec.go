@@ -23,6 +23,18 @@ type Codec interface {
 	Name() string
 }
 
+// MsgpackMaxAmplification bounds how many bytes the Msgpack codec lets the
+// values of arrays and maps allocate per input byte when it decodes (plus
+// 64 KiB): decoding into slices of large structs would otherwise turn a
+// small input of nils into gigabytes (8 MiB of nils into []struct{ 256
+// bytes } is 2 GiB). It is estimated from the input's element count and the
+// largest element type reachable from the decoded value's type. A command
+// of MaxEntryBytes (8 MiB by default) may thus allocate up to 256 MiB.
+const MsgpackMaxAmplification = 32
+
+// decodeBudget is the allocation the Msgpack codec allows for n input bytes.
+func decodeBudget(n int) uint64 { return MsgpackMaxAmplification*uint64(n) + 64<<10 }
+
 // Msgpack returns the default codec: MessagePack via
 // github.com/vmihailenco/msgpack/v5, with struct fields keyed by their
 // `msgpack` tags (falling back to field names).
@@ -34,6 +46,8 @@ type Codec interface {
 // beyond its size, nested deeper than MsgpackMaxDepth, or followed by
 // trailing bytes — is rejected with an error matching ErrInvalidMsgpack
 // before any decoding, so decoding allocates in proportion to len(data).
+// Input whose arrays and maps would make decoding into v allocate more than
+// MsgpackMaxAmplification times its size is rejected the same way.
 func Msgpack() Codec { return msgpackCodec{} }
 
 // JSON returns a codec based on encoding/json. Decoding rejects trailing data.
@@ -79,15 +93,20 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 }
 
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
-	if err := CheckMsgpack(data, MsgpackMaxDepth); err != nil {
+	elems, err := checkMsgpack(data, MsgpackMaxDepth)
+	if err != nil {
 		return fmt.Errorf("codec: msgpack unmarshal %d bytes into %T: %w", len(data), v, err)
+	}
+	if est, limit := elems*uint64(elemSize(v)), decodeBudget(len(data)); est > limit {
+		return fmt.Errorf("codec: msgpack unmarshal %d bytes into %T: %d array and map values would allocate about %d bytes, more than %d (MsgpackMaxAmplification x the input): %w",
+			len(data), v, elems, est, limit, ErrInvalidMsgpack)
 	}
 	d := decPool.Get().(*decBuf)
 	d.r.Reset(data)
 	// Reset clears every decoder option, as msgpack.Unmarshal's own Reset
 	// does: the pooled decoder decodes exactly as msgpack.Unmarshal would.
 	d.dec.Reset(&d.r)
-	err := d.dec.Decode(v)
+	err = d.dec.Decode(v)
 	d.r.Reset(nil)
 	d.dec.Reset(&d.r)
 	decPool.Put(d)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -277,5 +278,48 @@ func BenchmarkMsgpackMarshal(b *testing.B) {
 		if _, err := c.Marshal(v); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// wide is a command shape that amplifies: a slice of large structs.
+type wide struct {
+	Items []struct {
+		A, B, C, D [4]uint64
+		S          [8]string
+	}
+}
+
+// A small input of nils cannot make the default codec allocate gigabytes:
+// decoding 8 MiB of nils into a slice of 256-byte structs is refused with
+// an error naming the bound, before anything is allocated.
+func TestMsgpackBoundsDecodeAmplification(t *testing.T) {
+	n := 8 << 20
+	data := make([]byte, 0, n+16)
+	data = append(data, 0x81, 0xa5, 'I', 't', 'e', 'm', 's', 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	for i := 0; i < n; i++ {
+		data = append(data, 0xc0)
+	}
+	var w wide
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := codec.Msgpack().Unmarshal(data, &w)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, codec.ErrInvalidMsgpack) || !strings.Contains(err.Error(), "MsgpackMaxAmplification") {
+		t.Fatalf("8 MiB of nils into []struct{256 bytes}: %v, want the amplification bound", err)
+	}
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+		t.Fatalf("refusing the input allocated %d bytes", grown)
+	}
+	// A legitimate command of the same shape decodes.
+	ok := wide{Items: make([]struct {
+		A, B, C, D [4]uint64
+		S          [8]string
+	}, 3)}
+	b, err := codec.Msgpack().Marshal(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := codec.Msgpack().Unmarshal(b, &w); err != nil || len(w.Items) != 3 {
+		t.Fatalf("a real command of the shape: %v (%d items)", err, len(w.Items))
 	}
 }

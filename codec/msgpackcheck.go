@@ -31,8 +31,16 @@ var ErrInvalidMsgpack = errors.New("codec: invalid msgpack")
 // counter per level; it keeps no reference to data and is safe for
 // concurrent use.
 func CheckMsgpack(data []byte, maxDepth int) error {
+	_, err := checkMsgpack(data, maxDepth)
+	return err
+}
+
+// checkMsgpack is CheckMsgpack that also returns the number of values held
+// by the input's arrays and maps (two per map pair), the elements a
+// decoder allocates.
+func checkMsgpack(data []byte, maxDepth int) (elems uint64, err error) {
 	if maxDepth < 0 {
-		return fmt.Errorf("%w: negative maximum depth %d", ErrInvalidMsgpack, maxDepth)
+		return 0, fmt.Errorf("%w: negative maximum depth %d", ErrInvalidMsgpack, maxDepth)
 	}
 	w := walker{data: data}
 	// pending counts the values still to read in the innermost open
@@ -46,26 +54,27 @@ func CheckMsgpack(data []byte, maxDepth int) error {
 			if len(stack) == 0 {
 				if w.pos != len(data) {
 					w.start = w.pos
-					return w.fail("%d bytes after the value", len(data)-w.pos)
+					return 0, w.fail("%d bytes after the value", len(data)-w.pos)
 				}
-				return nil
+				return elems, nil
 			}
 			pending, stack = stack[len(stack)-1], stack[:len(stack)-1]
 		}
 		pending--
 		items, isContainer, err := w.value()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if !isContainer {
 			continue
 		}
 		if len(stack)+1 > maxDepth {
-			return w.fail("nesting deeper than %d", maxDepth)
+			return 0, w.fail("nesting deeper than %d", maxDepth)
 		}
 		if rest := uint64(len(data) - w.pos); items > rest {
-			return w.fail("container of %d values needs at least %d more bytes, %d remain", items, items, rest)
+			return 0, w.fail("container of %d values needs at least %d more bytes, %d remain", items, items, rest)
 		}
+		elems += items
 		if items > 0 {
 			stack = append(stack, pending)
 			pending = items

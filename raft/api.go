@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 )
 
@@ -15,7 +16,8 @@ type ErrorType interface {
 
 // StateMachine is the application's replicated state machine.
 //
-// Concurrency: the node calls Apply (and Validate, if implemented) from one
+// Concurrency: the node calls Apply (and Validate, Snapshot, Restore, if
+// implemented, and the functions passed to Read and Query) from one
 // goroutine, never concurrently, so the state machine needs no locks for
 // them. Apply must be deterministic: every node applies the same commands in
 // the same order and must reach the same state and the same results.
@@ -33,6 +35,18 @@ type StateMachine[C any, R any, E ErrorType] interface {
 // appended. Validation is advisory (the state can change before the command
 // commits), so checks that must hold are repeated in Apply with the same E.
 // Followers never validate.
+//
+// Validate sees the state applied up to some point at or after the commit
+// index when the command arrived, not the effect of proposals still in
+// flight (a withdrawal proposed right after an unacknowledged deposit may be
+// rejected: linearizable, since the deposit had not happened). A rejection
+// is a read of that state, so it is answered only once it is known to be
+// linearizable: the leader obtains a read index after the command arrived
+// (its own-term entry committed, its leadership confirmed by a quorum),
+// waits until it is applied and validates again; if leadership cannot be
+// confirmed the caller gets an infrastructure error (ErrNotConfirmed, a
+// *NotLeaderError), never an E computed from a stale leader's state. An
+// accepted command needs no wait: Apply re-checks it.
 type Validator[C any, E ErrorType] interface {
 	Validate(cmd C) E
 }
@@ -61,6 +75,17 @@ func (m ResponseMode) String() string {
 // Validate (Index is 0: the command never entered the log) or from Apply
 // (Index > 0). Value is Apply's response (zero in Committed mode or when
 // validation rejected the command).
+//
+// Durability: an Applied-mode result means the entry is durable in the
+// leader's own log as well as on a quorum (the leader applies only what its
+// log holds durably); a Committed-mode result means it is durable on a
+// quorum, which may not yet include the leader (its own write may still be
+// in flight, thesis §10.2.1).
+//
+// Index is a log index, which counts no-ops and configuration entries too;
+// it is not a count of commands. An application that numbers its own
+// commands keeps the counter in its state machine (Apply runs once per
+// command, in log order, on every node) and returns it in R.
 type Result[R any, E ErrorType] struct {
 	Index uint64
 	Term  uint64
@@ -80,18 +105,25 @@ func (r Result[R, E]) Rejected() bool {
 // Concurrency: all methods are safe for concurrent use; Wait may be called
 // any number of times and returns the same outcome.
 type Future[R any, E ErrorType] struct {
-	mode     ResponseMode
-	appended chan struct{}
-	done     chan struct{}
-	state    atomic.Uint32 // 0 pending, 1 appended, 2 resolved
-	index    uint64
-	term     uint64
-	res      Result[R, E]
-	err      error
+	mode  ResponseMode
+	done  chan struct{}
+	state atomic.Uint32 // 0 pending, 1 appended, 2 resolved
+	// forwarded is set when the proposal went to the leader from a
+	// follower.
+	forwarded   atomic.Bool
+	index, term atomic.Uint64
+	res         Result[R, E]
+	err         error
+	// appended is made only if someone asks for it (Appended): most
+	// callers only Wait, and a channel per proposal is an allocation.
+	// mu guards it and appendedClosed.
+	mu             sync.Mutex
+	appended       chan struct{}
+	appendedClosed bool
 }
 
 func newFuture[R any, E ErrorType](mode ResponseMode) *Future[R, E] {
-	return &Future[R, E]{mode: mode, appended: make(chan struct{}), done: make(chan struct{})}
+	return &Future[R, E]{mode: mode, done: make(chan struct{})}
 }
 
 // Mode returns the response mode the proposal asked for.
@@ -99,18 +131,43 @@ func (f *Future[R, E]) Mode() ResponseMode { return f.mode }
 
 // Appended is closed once the leader has appended the entry to its log (or
 // the future resolved without an entry, e.g. a validation rejection).
-func (f *Future[R, E]) Appended() <-chan struct{} { return f.appended }
+func (f *Future[R, E]) Appended() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.appended == nil {
+		f.appended = make(chan struct{})
+		if f.appendedClosed {
+			close(f.appended)
+		}
+	}
+	return f.appended
+}
+
+// closeAppended marks the future past "pending": called once, by whoever
+// moved state away from 0.
+func (f *Future[R, E]) closeAppended() {
+	f.mu.Lock()
+	f.appendedClosed = true
+	if f.appended != nil {
+		close(f.appended)
+	}
+	f.mu.Unlock()
+}
 
 // Index returns the entry's log index and term once Appended is closed, and
-// zeros before that or if the command never entered the log.
+// zeros before that or if the command never entered the log. A forwarded
+// proposal (Forwarded) learns its position from the leader's answer: zeros
+// after a failure then mean "unknown", not "never appended".
 func (f *Future[R, E]) Index() (index, term uint64) {
-	select {
-	case <-f.appended:
-		return f.index, f.term
-	default:
+	if f.state.Load() == 0 {
 		return 0, 0
 	}
+	return f.index.Load(), f.term.Load()
 }
+
+// Forwarded reports whether the proposal was forwarded to the leader by
+// this node (a follower or learner; see Config.DisableForwarding).
+func (f *Future[R, E]) Forwarded() bool { return f.forwarded.Load() }
 
 // Done is closed when the outcome is known.
 func (f *Future[R, E]) Done() <-chan struct{} { return f.done }
@@ -133,11 +190,16 @@ func (f *Future[R, E]) Wait(ctx context.Context) (Result[R, E], error) {
 	}
 }
 
-// markAppended records the entry's position. Called once by the driver.
+// markAppended records the entry's position. Called once by the driver
+// (or, for a forwarded proposal, on the leader's answer).
 func (f *Future[R, E]) markAppended(index, term uint64) {
+	if f.state.Load() != 0 {
+		return
+	}
+	f.index.Store(index)
+	f.term.Store(term)
 	if f.state.CompareAndSwap(0, 1) {
-		f.index, f.term = index, term
-		close(f.appended)
+		f.closeAppended()
 	}
 }
 
@@ -150,7 +212,7 @@ func (f *Future[R, E]) resolve(res Result[R, E], err error) {
 		}
 		if f.state.CompareAndSwap(s, 2) {
 			if s == 0 {
-				close(f.appended)
+				f.closeAppended()
 			}
 			f.res, f.err = res, err
 			close(f.done)

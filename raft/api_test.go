@@ -82,6 +82,8 @@ func TestResponseModes(t *testing.T) {
 	}
 }
 
+// With forwarding off for the call, a follower refuses and names the
+// leader.
 func TestProposeToFollowerNamesLeader(t *testing.T) {
 	c := newCluster(t, 3)
 	lead := c.leader()
@@ -95,7 +97,7 @@ func TestProposeToFollowerNamesLeader(t *testing.T) {
 		return c.nodes[follower].Status().Leader == lead
 	})
 	ctx := context.Background()
-	_, err := c.nodes[follower].Propose(ctx, kvCmd{Op: "put", Key: "k", Val: "v"}).Wait(ctx)
+	_, err := c.nodes[follower].Propose(ctx, kvCmd{Op: "put", Key: "k", Val: "v"}, raft.NoForward).Wait(ctx)
 	var nl *raft.NotLeaderError
 	if !errors.As(err, &nl) || !errors.Is(err, raft.ErrNotLeader) {
 		t.Fatalf("error %v, want *NotLeaderError", err)
@@ -179,5 +181,26 @@ func TestProposeTooLarge(t *testing.T) {
 	_, err := c.nodes[lead].Propose(ctx, kvCmd{Op: "put", Key: "k", Val: strings.Repeat("x", 2000)}).Wait(ctx)
 	if !errors.Is(err, raft.ErrEntryTooLarge) {
 		t.Fatalf("oversized command: %v, want ErrEntryTooLarge", err)
+	}
+}
+
+// Propose takes at most one mode; a context that has already ended means
+// the command was never proposed (not indeterminate).
+func TestProposeArgumentsAndCancelledContext(t *testing.T) {
+	c := newCluster(t, 1)
+	lead := c.leader()
+	ctx := context.Background()
+	_, err := c.nodes[lead].Propose(ctx, kvCmd{Op: "put", Key: "k"}, raft.Committed, raft.Applied).Wait(ctx)
+	if !errors.Is(err, raft.ErrInvalidArgument) {
+		t.Fatalf("two modes: %v, want ErrInvalidArgument", err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	_, _, err = c.nodes[lead].Apply(done, kvCmd{Op: "put", Key: "k", Val: "v"})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, raft.ErrIndeterminate) || !strings.Contains(err.Error(), "not proposed") {
+		t.Fatalf("Apply with a cancelled context: %v, want a not-proposed context error", err)
+	}
+	if v, ok := c.sms[lead].get("k"); ok {
+		t.Fatalf("the command was applied (%q)", v)
 	}
 }

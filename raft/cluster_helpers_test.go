@@ -41,6 +41,19 @@ type kvSM struct {
 	restores int
 	// applyDelay makes Apply slow (a state machine doing real work).
 	applyDelay time.Duration
+	// guardKey/guardVal: Validate rejects writes to "guarded" unless
+	// guardKey holds guardVal (set with rejectUnless).
+	guardKey, guardVal string
+	// snapMetas and restoreMetas are the metas Snapshot and Restore got.
+	snapMetas, restoreMetas []raft.SnapshotMeta
+}
+
+// rejectUnless makes Validate reject writes to the key "guarded" unless key
+// holds val.
+func (s *kvSM) rejectUnless(key, val string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.guardKey, s.guardVal = key, val
 }
 
 func newKV() *kvSM { return &kvSM{data: map[string]string{}} }
@@ -48,6 +61,11 @@ func newKV() *kvSM { return &kvSM{data: map[string]string{}} }
 func (s *kvSM) Validate(c kvCmd) *kvError {
 	if c.Op == "invalid" {
 		return &kvError{Code: "invalid", Key: c.Key}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.Key == "guarded" && s.guardKey != "" && s.data[s.guardKey] != s.guardVal {
+		return &kvError{Code: "guard", Key: s.guardKey}
 	}
 	return nil
 }
@@ -78,13 +96,14 @@ func (s *kvSM) Apply(index uint64, c kvCmd) (string, *kvError) {
 }
 
 // Snapshot copies the map: the copy is the point-in-time view.
-func (s *kvSM) Snapshot() (raft.StateSnapshot, error) {
+func (s *kvSM) Snapshot(meta raft.SnapshotMeta) (raft.StateSnapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.snapMetas = append(s.snapMetas, meta)
 	return kvView{data: maps.Clone(s.data), applied: slices.Clone(s.applied)}, nil
 }
 
-func (s *kvSM) Restore(r io.Reader) error {
+func (s *kvSM) Restore(meta raft.SnapshotMeta, r io.Reader) error {
 	var v kvView
 	if err := json.NewDecoder(r).Decode(&v); err != nil {
 		return err
@@ -93,6 +112,7 @@ func (s *kvSM) Restore(r io.Reader) error {
 	defer s.mu.Unlock()
 	s.data, s.applied = v.Data, v.Applied
 	s.restores++
+	s.restoreMetas = append(s.restoreMetas, meta)
 	return nil
 }
 
@@ -168,7 +188,7 @@ func newClusterWrapped(t testing.TB, n int, wrap func(raft.NodeID, *memory.Store
 		servers = append(servers, raft.Server{ID: id, Addr: string(id)})
 	}
 	for _, id := range c.ids {
-		c.stores[id] = memory.New()
+		c.stores[id] = newStore(len(c.stores))
 		c.trs[id] = c.net.Join(id)
 		c.start(id)
 		if err := c.nodes[id].Bootstrap(context.Background(), servers); err != nil {
@@ -201,9 +221,18 @@ func (c *cluster) start(id raft.NodeID) {
 func (c *cluster) addNode(id raft.NodeID) {
 	c.t.Helper()
 	c.ids = append(c.ids, id)
-	c.stores[id] = memory.New()
+	c.stores[id] = newStore(len(c.stores))
 	c.trs[id] = c.net.Join(id)
 	c.start(id)
+}
+
+// newStore returns the i-th node's store: every other node saves on its
+// writer goroutine, as a node on a store that fsyncs does, and the others
+// inline (raft.InlineSaver), so the cluster tests run both write paths.
+func newStore(i int) *memory.Store {
+	s := memory.New()
+	s.SetSavesInline(i%2 == 0)
+	return s
 }
 
 // restart stops id and starts it again on the same storage with a fresh,

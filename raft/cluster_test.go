@@ -3,6 +3,7 @@ package raft_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(pauseChildEnv) != "" {
+		// A child process of TestPausedLeaderAnswersNothingStale.
+		pauseChild()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

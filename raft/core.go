@@ -10,57 +10,14 @@ import (
 // The pure core: a deterministic Raft state machine with no goroutines, no
 // clock, no locks and no I/O beyond reading the durable log through the
 // LogReader interface. Time is counted in ticks; randomness comes from an
-// injected *rand.Rand. The driver (node.go) and the simulator
-// (raft/rafttest) feed it ticks, messages and proposals, and execute the
-// ready batches it produces.
-
-// errNotLeaderCore is returned by core.propose on a node that is not leader.
-var errNotLeaderCore = errors.New("raft: not leader")
-
-// coreConfig configures a core. Zero fields take defaults in withDefaults.
-type coreConfig struct {
-	id                 NodeID
-	electionTicks      int
-	heartbeatTicks     int
-	disablePreVote     bool
-	disableCheckQuorum bool
-	maxInflight        int
-	maxInflightBytes   uint64
-	maxMsgEntries      int
-	maxMsgBytes        uint64
-	maxApplyBytes      uint64
-	bugs               bugs.Set
-}
-
-func (c coreConfig) withDefaults() coreConfig {
-	if c.electionTicks <= 0 {
-		c.electionTicks = 10
-	}
-	if c.heartbeatTicks <= 0 {
-		c.heartbeatTicks = 1
-	}
-	if c.maxInflight <= 0 {
-		c.maxInflight = 256
-	}
-	if c.maxInflightBytes == 0 {
-		c.maxInflightBytes = 64 << 20
-	}
-	if c.maxMsgEntries <= 0 {
-		c.maxMsgEntries = 4096
-	}
-	if c.maxMsgBytes == 0 {
-		c.maxMsgBytes = 1 << 20
-	}
-	if c.maxApplyBytes == 0 {
-		c.maxApplyBytes = 64 << 20
-	}
-	return c
-}
+// injected *rand.Rand. The driver (driver*.go, through the exported Core)
+// and the simulator (raft/rafttest) feed it ticks, messages and proposals,
+// and carry out the Ready batches it produces.
 
 // core is one node's Raft state (Figure 2) plus pre-vote, check-quorum,
 // flow control and leadership transfer bookkeeping.
 type core struct {
-	cfg  coreConfig
+	cfg  CoreConfig
 	id   NodeID
 	rng  *rand.Rand
 	log  *raftLog
@@ -98,26 +55,46 @@ type core struct {
 	// snapIndex/snapTerm describe the newest snapshot in the snapshot store
 	// (0 if none), the one sent to followers that fell behind compaction.
 	snapIndex, snapTerm uint64
-	// applyHeld stops committed entries from being handed out while the
-	// apply goroutine is behind.
-	applyHeld bool
+	// appliedReported is the index the driver last reported applied
+	// (ReportApplied); with MaxApplyBacklog, committed entries are held
+	// back while log.applied runs that far ahead of it.
+	appliedReported uint64
 	// fatal records an impossible condition (e.g. a committed entry would be
 	// overwritten); the driver stops the node.
 	fatal error
+
+	// now counts ticks since the core started (the leader lease's clock).
+	now int64
+	// ro is the read bookkeeping (core_read.go).
+	ro readOnly
+	// strangers counts messages dropped from non-members
+	// (core_strangers.go).
+	strangers strangerStats
+	// leadHinted: lead was named by a member's vote rejection, not heard
+	// from; it gives no lease (core_strangers.go).
+	leadHinted bool
+	// campaigns counts the elections (and pre-vote rounds) started.
+	campaigns uint64
+	// startLease: the node started less than an election timeout ago and
+	// has not heard from a leader since. With check-quorum it refuses votes
+	// until then, as if it had just heard from a leader: it may have
+	// acknowledged a heartbeat before it restarted, and a leader's lease
+	// counts on that acknowledgement.
+	startLease bool
 }
 
 // newCore restores a core from durable state: the hard state, the log in
 // storage, and the newest snapshot's metadata (zero if none).
-func newCore(cfg coreConfig, storage LogReader, hs HardState, snap SnapshotMeta, rng *rand.Rand) (*core, error) {
+func newCore(cfg CoreConfig, storage LogReader, hs HardState, snap SnapshotMeta, rng *rand.Rand) (*core, error) {
 	cfg = cfg.withDefaults()
-	if cfg.id == "" {
+	if cfg.ID == "" {
 		return nil, errors.New("raft: node ID must not be empty")
 	}
 	l, err := newRaftLog(storage)
 	if err != nil {
 		return nil, err
 	}
-	c := &core{cfg: cfg, id: cfg.id, rng: rng, log: l}
+	c := &core{cfg: cfg, id: cfg.ID, rng: rng, log: l}
 	c.term, c.vote = hs.Term, hs.Vote
 	c.persisted = hs
 	c.snapIndex, c.snapTerm = snap.Index, snap.Term
@@ -135,6 +112,12 @@ func newCore(cfg coreConfig, storage LogReader, hs HardState, snap SnapshotMeta,
 		return nil, err
 	}
 	c.becomeFollower(c.term, "")
+	c.startLease = true
+	c.appliedReported = c.log.applied
+	// Forwarded read batches are numbered from a random point, so that a
+	// late answer to a batch of an earlier incarnation of this node (before
+	// a restart) cannot match one of this incarnation.
+	c.ro.fwdSeq = c.rng.Uint64() >> 2
 	return c, nil
 }
 
@@ -173,22 +156,25 @@ func (s State) String() string {
 
 func (c *core) hardState() HardState {
 	hs := HardState{Term: c.term, Vote: c.vote, Commit: c.log.committed}
-	if c.cfg.bugs.VoteNotPersisted {
+	if bugs.Enabled && c.cfg.bugs.VoteNotPersisted {
 		hs.Vote = ""
 	}
 	return hs
 }
 
 func (c *core) resetRandomizedElectionTimeout() {
-	c.randomizedElectionTimeout = c.cfg.electionTicks + c.rng.IntN(c.cfg.electionTicks)
+	c.randomizedElectionTimeout = c.cfg.ElectionTicks + c.rng.IntN(c.cfg.ElectionTicks)
 }
 
 func (c *core) reset(term uint64) {
+	// Reads in progress were confirmed by, or forwarded to, the old term's
+	// leader: they fail before the term moves on.
+	c.dropReads()
 	if c.term != term {
 		c.term = term
 		c.vote = ""
 	}
-	c.lead = ""
+	c.lead, c.leadHinted = "", false
 	c.electionElapsed = 0
 	c.heartbeatElapsed = 0
 	c.resetRandomizedElectionTimeout()
@@ -261,11 +247,19 @@ func (c *core) promotable() bool {
 
 // tick advances logical time by one tick.
 func (c *core) tick() {
+	c.now++
 	if c.state == Leader {
 		c.tickLeader()
 		return
 	}
 	c.electionElapsed++
+	if c.electionElapsed >= c.cfg.ElectionTicks {
+		c.startLease = false
+	}
+	c.expireForwardedReads()
+	if c.electionElapsed >= 2*c.cfg.ElectionTicks && !c.conf.isVoter(c.id) && c.configured() {
+		c.probeForLeader()
+	}
 	if c.promotable() && c.electionElapsed >= c.randomizedElectionTimeout {
 		c.electionElapsed = 0
 		c.campaign(false)
@@ -277,13 +271,13 @@ func (c *core) tickLeader() {
 	c.electionElapsed++
 	if c.leadTransferee != "" {
 		c.transferElapsed++
-		if c.transferElapsed >= c.cfg.electionTicks {
+		if c.transferElapsed >= c.cfg.ElectionTicks {
 			c.abortTransfer()
 		}
 	}
-	if c.electionElapsed >= c.cfg.electionTicks {
+	if c.electionElapsed >= c.cfg.ElectionTicks {
 		c.electionElapsed = 0
-		if !c.cfg.disableCheckQuorum {
+		if !c.cfg.DisableCheckQuorum {
 			if !c.quorumActive() {
 				// Check-quorum: a leader that cannot reach a majority within
 				// an election timeout steps down (thesis §6.2).
@@ -301,7 +295,7 @@ func (c *core) tickLeader() {
 		}
 	}
 	c.checkStalled()
-	if c.heartbeatElapsed >= c.cfg.heartbeatTicks {
+	if c.heartbeatElapsed >= c.cfg.HeartbeatTicks {
 		c.heartbeatElapsed = 0
 		c.bcastHeartbeat()
 	}
@@ -322,9 +316,17 @@ func (c *core) send(m Message, afterPersist bool) {
 	if m.Term == 0 {
 		m.Term = c.term
 	}
+	// A Ready's messages usually go one or two to each peer: room for
+	// them up front saves the slice's growth steps.
 	if afterPersist {
+		if c.msgsAfter == nil {
+			c.msgsAfter = make([]Message, 0, 2*len(c.prs)+2)
+		}
 		c.msgsAfter = append(c.msgsAfter, m)
 	} else {
+		if c.msgs == nil {
+			c.msgs = make([]Message, 0, 2*len(c.prs)+2)
+		}
 		c.msgs = append(c.msgs, m)
 	}
 }

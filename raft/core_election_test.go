@@ -21,7 +21,7 @@ func TestPaper51_HigherTermStepsDown(t *testing.T) {
 // newer term and steps down.
 func TestPaper51_StaleTermRejected(t *testing.T) {
 	// Without check-quorum the cut-off leader keeps believing it leads.
-	tc := newTestCluster(t, 3, func(c *coreConfig) { c.disableCheckQuorum = true })
+	tc := newTestCluster(t, 3, func(c *CoreConfig) { c.DisableCheckQuorum = true })
 	tc.elect("n1")
 	tc.isolate("n1")
 	tc.tickAll(40) // n2 or n3 takes over
@@ -52,7 +52,7 @@ func TestPaper52_ElectionAfterTimeout(t *testing.T) {
 
 // §5.2: each node grants at most one vote per term, first come first served.
 func TestPaper52_OneVotePerTerm(t *testing.T) {
-	tc := newTestCluster(t, 3, func(c *coreConfig) { c.disablePreVote = true })
+	tc := newTestCluster(t, 3, func(c *CoreConfig) { c.DisablePreVote = true })
 	c := tc.cores["n3"]
 	c.step(Message{Type: MsgVote, From: "n1", To: "n3", Term: 2, Index: 1, LogTerm: 1})
 	c.step(Message{Type: MsgVote, From: "n2", To: "n3", Term: 2, Index: 1, LogTerm: 1})
@@ -86,7 +86,7 @@ func TestPaper52_OneVotePerTerm(t *testing.T) {
 // §5.2: split votes resolve because election timeouts are randomized: with
 // every node campaigning at once, a leader still emerges.
 func TestPaper52_SplitVoteResolves(t *testing.T) {
-	tc := newTestCluster(t, 5, func(c *coreConfig) { c.disablePreVote = true })
+	tc := newTestCluster(t, 5, func(c *CoreConfig) { c.DisablePreVote = true })
 	for _, id := range tc.ids {
 		tc.cores[id].campaign(false)
 	}
@@ -105,12 +105,12 @@ func TestPaper52_RandomizedTimeouts(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		c.resetRandomizedElectionTimeout()
 		to := c.randomizedElectionTimeout
-		if to < c.cfg.electionTicks || to >= 2*c.cfg.electionTicks {
-			t.Fatalf("timeout %d outside [%d,%d)", to, c.cfg.electionTicks, 2*c.cfg.electionTicks)
+		if to < c.cfg.ElectionTicks || to >= 2*c.cfg.ElectionTicks {
+			t.Fatalf("timeout %d outside [%d,%d)", to, c.cfg.ElectionTicks, 2*c.cfg.ElectionTicks)
 		}
 		seen[to] = true
 	}
-	if len(seen) < c.cfg.electionTicks/2 {
+	if len(seen) < c.cfg.ElectionTicks/2 {
 		t.Fatalf("only %d distinct timeouts in 1000 draws", len(seen))
 	}
 }
@@ -162,7 +162,7 @@ func TestPreVote_PartitionedNodeDoesNotDisrupt(t *testing.T) {
 // Without pre-vote the same partition raises the isolated node's term: this
 // shows the pre-vote test above is sensitive to the mechanism.
 func TestPreVote_DisabledRaisesTerm(t *testing.T) {
-	tc := newTestCluster(t, 3, func(c *coreConfig) { c.disablePreVote = true })
+	tc := newTestCluster(t, 3, func(c *CoreConfig) { c.DisablePreVote = true })
 	tc.elect("n1")
 	term := tc.cores["n1"].term
 	tc.isolate("n3")
@@ -178,7 +178,7 @@ func TestCheckQuorum_LeaderStepsDown(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	tc.elect("n1")
 	tc.isolate("n1")
-	for i := 0; i < 2*tc.cores["n1"].cfg.electionTicks; i++ {
+	for i := 0; i < 2*tc.cores["n1"].cfg.ElectionTicks; i++ {
 		tc.cores["n1"].tick()
 		tc.deliver()
 	}
@@ -224,7 +224,7 @@ func TestTransferCompletesWithinThreeElectionTimeouts(t *testing.T) {
 	if _, _, err := c1.propose([]Entry{{Data: []byte("x")}}); err == nil {
 		t.Fatal("leader accepted a proposal during transfer")
 	}
-	limit := 3 * c1.cfg.electionTicks
+	limit := 3 * c1.cfg.ElectionTicks
 	for tick := 0; tick <= limit; tick++ {
 		tc.deliver()
 		if tc.cores["n3"].state == Leader {
@@ -243,7 +243,7 @@ func TestTransferCompletesWithinThreeElectionTimeouts(t *testing.T) {
 // stale nodes alternately campaigned for 100 ticks after the faults
 // stopped).
 func TestPaper52_RejectedVoteKeepsElectionTimer(t *testing.T) {
-	tc := newTestCluster(t, 3, func(c *coreConfig) { c.disablePreVote = true })
+	tc := newTestCluster(t, 3, func(c *CoreConfig) { c.DisablePreVote = true })
 	tc.elect("n1")
 	tc.isolate("n3")
 	if _, err := tc.propose("n1", "x"); err != nil {

@@ -1,41 +1,8 @@
 package raft
 
 import (
-	"errors"
-	"fmt"
 	"math/rand/v2"
-
-	"github.com/typedraft/typedraft/raft/internal/bugs"
 )
-
-// CoreConfig configures a Core. Times are in ticks; zero fields take the
-// defaults noted.
-type CoreConfig struct {
-	// ID is this node's ID (required).
-	ID NodeID
-	// ElectionTicks is the minimum election timeout; each follower waits a
-	// random timeout in [ElectionTicks, 2*ElectionTicks) (default 10).
-	ElectionTicks int
-	// HeartbeatTicks is the leader's heartbeat interval (default 1).
-	HeartbeatTicks int
-	// DisablePreVote turns pre-vote (thesis §9.6) off; it is on by default.
-	DisablePreVote bool
-	// DisableCheckQuorum turns check-quorum and the election lease (thesis
-	// §6.2, §4.2.3) off; they are on by default.
-	DisableCheckQuorum bool
-	// MaxInflight bounds the appends in flight to one follower (default 256).
-	MaxInflight int
-	// MaxInflightBytes bounds their payload (default 64 MiB).
-	MaxInflightBytes uint64
-	// MaxMsgEntries and MaxMsgBytes bound one append (defaults 4096, 1 MiB).
-	MaxMsgEntries int
-	MaxMsgBytes   uint64
-	// MaxApplyBytes bounds the committed entries of one Ready (default 64 MiB).
-	MaxApplyBytes uint64
-
-	// bugs injects known Raft bugs (tests of the simulation harness only).
-	bugs bugs.Set
-}
 
 // Core is the deterministic Raft state machine that every typedraft node
 // runs: no goroutines, no clock, no locks and no I/O other than reading the
@@ -53,19 +20,7 @@ type Core struct{ c *core }
 // rng supplies every random choice (election timeouts). It returns an error
 // if cfg is invalid or the log cannot be read.
 func NewCore(cfg CoreConfig, log LogReader, hs HardState, snap SnapshotMeta, rng *rand.Rand) (*Core, error) {
-	c, err := newCore(coreConfig{
-		id:                 cfg.ID,
-		electionTicks:      cfg.ElectionTicks,
-		heartbeatTicks:     cfg.HeartbeatTicks,
-		disablePreVote:     cfg.DisablePreVote,
-		disableCheckQuorum: cfg.DisableCheckQuorum,
-		maxInflight:        cfg.MaxInflight,
-		maxInflightBytes:   cfg.MaxInflightBytes,
-		maxMsgEntries:      cfg.MaxMsgEntries,
-		maxMsgBytes:        cfg.MaxMsgBytes,
-		maxApplyBytes:      cfg.MaxApplyBytes,
-		bugs:               cfg.bugs,
-	}, log, hs, snap, rng)
+	c, err := newCore(cfg, log, hs, snap, rng)
 	if err != nil {
 		return nil, err
 	}
@@ -85,12 +40,32 @@ func (n *Core) Step(m Message) {
 }
 
 // Propose appends entries to the leader's log, assigning their Index and
-// Term, and returns the index of the first one and the term. It returns an
-// error if this node is not the leader or is transferring leadership.
+// Term, and returns the index of the first one and the term. It returns
+// ErrNotLeader if this node is not the leader, or ErrTransferInProgress
+// while it is transferring leadership.
 // Ownership of ents passes to the Core.
 func (n *Core) Propose(ents []Entry) (first, term uint64, err error) {
 	return n.c.propose(ents)
 }
+
+// ReadIndex starts a linearizable read (thesis §6.4) identified by id,
+// which the caller chooses and which must be unique among its reads in
+// progress. The outcome arrives in a later Ready's ReadStates: the read
+// index to wait for, or why the read was not confirmed. On the leader the
+// read is confirmed by a quorum round shared with every read waiting for
+// it (or, with lease, by the leader's lease when it holds one); a follower
+// or learner asks its leader. Reads in progress fail when the node's term
+// or role changes.
+func (n *Core) ReadIndex(id uint64, lease bool) { n.c.readIndex(id, lease) }
+
+// SyncClock tells the Core that now ticks of real time have passed since
+// it was created, counting ticks the driver could not deliver on time (its
+// process was paused, its loop blocked): the leader lease is measured on
+// this clock, so a driver that offers lease reads must call it, with a
+// monotonic clock, before every batch of ReadIndex calls and before it
+// steps other input. It never moves the clock back and runs no timers
+// (elections and heartbeats still follow Tick).
+func (n *Core) SyncClock(now int64) { n.c.syncClock(now) }
 
 // HasReady reports whether Ready would return work.
 func (n *Core) HasReady() bool { return n.c.hasReady() }
@@ -133,8 +108,7 @@ func (n *Core) Err() error { return n.c.err() }
 // change not yet committed (ErrConfigChangePending), no voters left
 // (ErrInvalidConfig) or a new voter behind (ErrNotCaughtUp).
 func (n *Core) ProposeMembership(servers []Server, maxLag uint64) (uint64, error) {
-	idx, err := n.c.proposeConfChange(servers, maxLag)
-	return idx, exportCoreErr(err)
+	return n.c.proposeConfChange(servers, maxLag)
 }
 
 // TransferLeadership starts handing leadership to to (empty: the most
@@ -143,29 +117,7 @@ func (n *Core) ProposeMembership(servers []Server, maxLag uint64) (uint64, error
 // Errors: not the leader (ErrNotLeader) or a target that cannot lead
 // (ErrInvalidConfig).
 func (n *Core) TransferLeadership(to NodeID) (NodeID, error) {
-	id, err := n.c.transferLeadership(to)
-	return id, exportCoreErr(err)
-}
-
-// exportCoreErr maps the core's internal sentinels to the exported errors
-// (the driver uses it too, after turning not-leader into a NotLeaderError
-// with the leader's address).
-func exportCoreErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, errNotLeaderCore):
-		return fmt.Errorf("%w: %w", ErrNotLeader, err)
-	case errors.Is(err, errTransferring):
-		return ErrTransferInProgress
-	case errors.Is(err, errConfChangePending):
-		return ErrConfigChangePending
-	case errors.Is(err, errNotCaughtUp):
-		return fmt.Errorf("%w: %w", ErrNotCaughtUp, err)
-	case errors.Is(err, errTransferTarget):
-		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-	}
-	return err
+	return n.c.transferLeadership(to)
 }
 
 // Basic returns the Core's role, term, leader, commit index, applied index

@@ -89,27 +89,31 @@ func (tc *testCluster) takeSnapshot(id NodeID, index uint64) {
 // testCluster is a set of cores exchanging messages synchronously through a
 // queue the test controls.
 type testCluster struct {
-	t      *testing.T
-	ids    []NodeID
-	cores  map[NodeID]*core
-	logs   map[NodeID]*testLog
-	queue  []Message
-	cut    map[[2]NodeID]bool // directed links that drop messages
-	down   map[NodeID]bool
-	apply  map[NodeID][]Entry
-	config func(*coreConfig)
+	t     *testing.T
+	ids   []NodeID
+	cores map[NodeID]*core
+	logs  map[NodeID]*testLog
+	queue []Message
+	cut   map[[2]NodeID]bool // directed links that drop messages
+	down  map[NodeID]bool
+	apply map[NodeID][]Entry
 	// snaps is each node's newest snapshot (metadata only: core tests do
 	// not model state machine data).
 	snaps map[NodeID]SnapshotMeta
 	// snapSends counts MsgSnap messages sent.
 	snapSends int
+	// reads collects each node's ReadStates.
+	reads map[NodeID][]ReadState
+	// keepStartLease keeps a started core's refusal to vote for its first
+	// election timeout.
+	keepStartLease bool
 }
 
-func newTestCluster(t *testing.T, n int, opts ...func(*coreConfig)) *testCluster {
+func newTestCluster(t *testing.T, n int, opts ...func(*CoreConfig)) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, cores: map[NodeID]*core{}, logs: map[NodeID]*testLog{},
 		cut: map[[2]NodeID]bool{}, down: map[NodeID]bool{}, apply: map[NodeID][]Entry{},
-		snaps: map[NodeID]SnapshotMeta{}}
+		snaps: map[NodeID]SnapshotMeta{}, reads: map[NodeID][]ReadState{}}
 	var servers []Server
 	for i := 1; i <= n; i++ {
 		id := NodeID(fmt.Sprintf("n%d", i))
@@ -124,8 +128,8 @@ func newTestCluster(t *testing.T, n int, opts ...func(*coreConfig)) *testCluster
 	return tc
 }
 
-func (tc *testCluster) start(id NodeID, seed int64, opts ...func(*coreConfig)) {
-	cfg := coreConfig{id: id}
+func (tc *testCluster) start(id NodeID, seed int64, opts ...func(*CoreConfig)) {
+	cfg := CoreConfig{ID: id}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -133,6 +137,13 @@ func (tc *testCluster) start(id NodeID, seed int64, opts ...func(*coreConfig)) {
 	c, err := newCore(cfg, l, l.hs, SnapshotMeta{}, rand.New(rand.NewPCG(uint64(seed), 7)))
 	if err != nil {
 		tc.t.Fatalf("start %s: %v", id, err)
+	}
+	// Tests campaign at tick 0, which a real node cannot (its election
+	// timeout is at least an election timeout): the refusal to vote just
+	// after start (startLease) would get in their way. Tests of it set
+	// keepStartLease.
+	if !tc.keepStartLease {
+		c.startLease = false
 	}
 	tc.cores[id] = c
 }
@@ -147,6 +158,7 @@ func (tc *testCluster) process() {
 		for c.hasReady() {
 			rd := c.ready()
 			tc.queue = append(tc.queue, rd.Messages...)
+			tc.reads[id] = append(tc.reads[id], rd.ReadStates...)
 			if rd.Snapshot != nil {
 				tc.logs[id].compact(rd.Snapshot.Index, rd.Snapshot.Term)
 				tc.snaps[id] = *rd.Snapshot
@@ -242,22 +254,6 @@ func (tc *testCluster) propose(id NodeID, data string) (uint64, error) {
 	idx, _, err := tc.cores[id].propose([]Entry{{Type: EntryCommand, Data: []byte(data)}})
 	tc.deliver()
 	return idx, err
-}
-
-// logOf returns the data of id's command entries, in index order.
-func (tc *testCluster) logOf(id NodeID) []string {
-	c := tc.cores[id]
-	ents, err := c.log.slice(c.log.firstIndex(), c.log.lastIndex()+1, 0)
-	if err != nil {
-		tc.t.Fatalf("read log of %s: %v", id, err)
-	}
-	var out []string
-	for _, e := range ents {
-		if e.Type == EntryCommand {
-			out = append(out, fmt.Sprintf("%d/%d:%s", e.Index, e.Term, e.Data))
-		}
-	}
-	return out
 }
 
 func (tc *testCluster) appliedData(id NodeID) []string {

@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 )
@@ -10,23 +9,18 @@ import (
 // appended as C(old,new); once that commits the leader appends C(new). A
 // change that only adds or removes learners needs no joint phase.
 
-var (
-	errConfChangePending = errors.New("raft: a configuration change is already in progress")
-	errNotCaughtUp       = errors.New("raft: new voter has not caught up with the leader")
-)
-
 // proposeConfChange appends the configuration servers (the complete new
 // membership, voters and learners) and returns the entry's index. maxLag
 // bounds how far behind the leader's log a new voter may be.
 func (c *core) proposeConfChange(servers []Server, maxLag uint64) (uint64, error) {
 	if c.state != Leader {
-		return 0, errNotLeaderCore
+		return 0, ErrNotLeader
 	}
 	if c.leadTransferee != "" {
-		return 0, errTransferring
+		return 0, ErrTransferInProgress
 	}
 	if c.conf.cfg.Joint() || c.conf.pendingIndex > c.log.committed || c.conf.index > c.log.committed {
-		return 0, errConfChangePending
+		return 0, ErrConfigChangePending
 	}
 	next := Configuration{Servers: slices.Clone(servers)}
 	if len(next.Voters()) == 0 {
@@ -40,12 +34,12 @@ func (c *core) proposeConfChange(servers []Server, maxLag uint64) (uint64, error
 		}
 		pr := c.prs[id]
 		if pr == nil {
-			return 0, fmt.Errorf("%w: %s is not a member; add it as a learner first", errNotCaughtUp, id)
+			return 0, fmt.Errorf("%w: %s is not a member; add it as a learner first", ErrNotCaughtUp, id)
 		}
 		// It must hold the configuration that made it a learner: a node that
 		// never answered (match 0) is not caught up, however short the log.
 		if pr.match < c.conf.index || last-min(pr.match, last) > maxLag {
-			return 0, fmt.Errorf("%w: %s matches %d of %d (allowed lag %d, configuration at %d)", errNotCaughtUp, id, pr.match, last, maxLag, c.conf.index)
+			return 0, fmt.Errorf("%w: %s matches %d of %d (allowed lag %d, configuration at %d)", ErrNotCaughtUp, id, pr.match, last, maxLag, c.conf.index)
 		}
 	}
 	if !sameIDs(next.Voters(), cur.Voters()) {
@@ -67,16 +61,4 @@ func sameIDs(a, b []NodeID) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
-}
-
-// progressOf returns the leader's view of each member's match index.
-func (c *core) progressOf() map[NodeID]uint64 {
-	if c.state != Leader {
-		return nil
-	}
-	out := make(map[NodeID]uint64, len(c.prs))
-	for id, pr := range c.prs {
-		out[id] = pr.match
-	}
-	return out
 }

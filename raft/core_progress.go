@@ -56,11 +56,26 @@ type progress struct {
 	// stalled counts leader ticks with appends outstanding and no
 	// acknowledgement (a lost message leaves a pipelined follower waiting).
 	stalled int
-	// removed: no longer a member; replicated to until it has the
-	// configuration that removed it.
+	// removed: no longer a member; replicated to until it holds the
+	// configuration that removed it and was sent a commit index covering
+	// it (departed), so that it learns it was removed.
 	removed bool
 	// sentCommit is the commit index last sent in an append.
 	sentCommit uint64
+	// ackSeq is the number of the latest heartbeat broadcast of this term
+	// the peer acknowledged, and ackAt the tick at which it was sent
+	// (core_read.go).
+	ackSeq uint64
+	ackAt  int64
+	// lastContact is the tick (core.now) of the peer's last answer.
+	lastContact int64
+}
+
+// departed reports whether a removed peer holds the configuration that
+// removed it (created at confIndex) and has been told it is committed, so
+// the leader may stop replicating to it.
+func (p *progress) departed(confIndex uint64) bool {
+	return p.match >= confIndex && p.sentCommit >= confIndex
 }
 
 func (p *progress) becomeProbe() {

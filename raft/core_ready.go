@@ -1,5 +1,7 @@
 package raft
 
+import "github.com/typedraft/typedraft/raft/internal/bugs"
+
 // Ready is one batch of work the core asks its driver to carry out, in this
 // order:
 //
@@ -31,42 +33,72 @@ type Ready struct {
 	Committed []Entry
 	// SnapshotsToSend lists followers that need the newest snapshot.
 	SnapshotsToSend []NodeID
+	// ReadStates are the outcomes of read requests (Core.ReadIndex): each
+	// confirmed read may be served once the state machine has applied its
+	// Index. They do not depend on this batch being durable.
+	ReadStates []ReadState
 	// State, Term and Leader are the node's role after this batch.
 	State  State
 	Term   uint64
 	Leader NodeID
 }
 
+// holdAfter reports whether messages that wait for durability are held:
+// while a write is in flight they may acknowledge entries it holds (or
+// entries appended since, not yet handed out), which are not durable yet;
+// they leave with the next Ready that is saved after it.
+func (c *core) holdAfter() bool {
+	return c.log.writing() && !(bugs.Enabled && c.cfg.bugs.AckDuringWrite)
+}
+
+// afterMessages hands out the messages that wait for durability, unless
+// they are held.
+func (c *core) afterMessages() []Message {
+	if c.holdAfter() {
+		return nil
+	}
+	m := c.msgsAfter
+	c.msgsAfter = nil
+	return m
+}
+
 // hasReady reports whether the core has work for its driver.
 func (c *core) hasReady() bool {
 	hs := c.hardState()
-	return len(c.msgs) > 0 || len(c.msgsAfter) > 0 || len(c.log.toPersist()) > 0 ||
-		c.log.snap != nil || len(c.snapshotsToSend) > 0 ||
+	return len(c.msgs) > 0 || (len(c.msgsAfter) > 0 && !c.holdAfter()) || len(c.log.toPersist()) > 0 ||
+		c.log.snap != nil || len(c.snapshotsToSend) > 0 || len(c.ro.states) > 0 || c.roundDue() || c.forwardDue() ||
 		hs != c.persisted || c.hasCommittedToApply()
 }
 
 func (c *core) hasCommittedToApply() bool {
-	return !c.applyHeld && c.log.snap == nil && c.log.applied < min(c.log.committed, c.log.offset-1)
+	return !c.applyHeld() && c.log.snap == nil && c.log.applied < min(c.log.committed, c.log.offset-1)
 }
 
 // ready collects the next batch. The core must not be stepped again until
 // advance is called with it.
 func (c *core) ready() Ready {
+	if c.roundDue() {
+		c.startReadRound()
+	}
+	if c.forwardDue() {
+		c.forwardReads()
+	}
 	hs := c.hardState()
 	rd := Ready{
 		HardState:       hs,
 		Entries:         c.log.toPersist(),
 		Snapshot:        c.log.snap,
 		Messages:        c.msgs,
-		MessagesAfter:   c.msgsAfter,
+		MessagesAfter:   c.afterMessages(),
 		Committed:       c.committedToApply(),
 		SnapshotsToSend: c.snapshotsToSend,
+		ReadStates:      c.ro.states,
 		State:           c.state,
 		Term:            c.term,
 		Leader:          c.lead,
 	}
 	rd.MustSave = len(rd.Entries) > 0 || hs.Term != c.persisted.Term || hs.Vote != c.persisted.Vote
-	c.msgs, c.msgsAfter, c.snapshotsToSend = nil, nil, nil
+	c.msgs, c.snapshotsToSend, c.ro.states = nil, nil, nil
 	return rd
 }
 
@@ -82,6 +114,11 @@ func (c *core) advance(rd Ready, async bool) {
 		last := rd.Entries[n-1]
 		if async {
 			c.log.submitted = last.Index
+			if bugs.Enabled && c.cfg.bugs.SelfAckBeforeDurable && c.state == Leader {
+				if pr := c.prs[c.id]; pr != nil && pr.maybeUpdate(last.Index) && c.maybeCommit() {
+					c.bcastAppend()
+				}
+			}
 		} else {
 			c.log.stableTo(last.Index, last.Term)
 		}
@@ -116,9 +153,15 @@ func (c *core) writeDone(index uint64) {
 	}
 }
 
+// applyHeld reports whether the apply backlog is full.
+func (c *core) applyHeld() bool {
+	b := c.cfg.MaxApplyBacklog
+	return b > 0 && c.log.applied >= c.appliedReported+b
+}
+
 func (c *core) committedToApply() []Entry {
-	if c.applyHeld {
+	if c.applyHeld() {
 		return nil
 	}
-	return c.log.toApply(c.cfg.maxApplyBytes)
+	return c.log.toApply(c.cfg.MaxApplyBytes)
 }

@@ -1,24 +1,19 @@
 package raft
 
 import (
-	"errors"
-
+	"github.com/typedraft/typedraft/raft/internal/bugs"
 	"github.com/typedraft/typedraft/raft/internal/quorum"
 )
-
-// errTransferring is returned by core.propose while leadership is being
-// transferred away.
-var errTransferring = errors.New("raft: leadership transfer in progress")
 
 // propose appends entries (whose Index and Term it assigns) to the leader's
 // log and starts replicating them. It returns the index of the first entry
 // and the term.
 func (c *core) propose(ents []Entry) (first, term uint64, err error) {
 	if c.state != Leader {
-		return 0, 0, errNotLeaderCore
+		return 0, 0, ErrNotLeader
 	}
 	if c.leadTransferee != "" {
-		return 0, 0, errTransferring
+		return 0, 0, ErrTransferInProgress
 	}
 	first = c.log.lastIndex() + 1
 	c.appendEntries(ents)
@@ -53,9 +48,10 @@ func (c *core) bcastAppend() {
 }
 
 func (c *core) bcastHeartbeat() {
+	seq := c.noteBroadcast()
 	for _, id := range c.peers {
 		pr := c.prs[id]
-		c.send(Message{To: id, Type: MsgHeartbeat, Commit: min(pr.match, c.log.committed)}, false)
+		c.send(Message{To: id, Type: MsgHeartbeat, Commit: min(pr.match, c.log.committed), Context: seq}, false)
 		if pr.state == progressProbe {
 			// Let the next heartbeat response retry a lost probe.
 			pr.probeSent = false
@@ -72,7 +68,7 @@ func (c *core) sendAppend(id NodeID, force bool) {
 		return
 	}
 	for {
-		if pr.isPaused(c.cfg.maxInflight, c.cfg.maxInflightBytes) {
+		if pr.isPaused(c.cfg.MaxInflight, c.cfg.MaxInflightBytes) {
 			return
 		}
 		last := c.log.lastIndex()
@@ -84,8 +80,8 @@ func (c *core) sendAppend(id NodeID, force bool) {
 		var ents []Entry
 		var errE error
 		if errT == nil && pr.next <= last {
-			hi := min(last+1, pr.next+uint64(c.cfg.maxMsgEntries))
-			ents, errE = c.log.slice(pr.next, hi, c.cfg.maxMsgBytes)
+			hi := min(last+1, pr.next+uint64(c.cfg.MaxMsgEntries))
+			ents, errE = c.log.slice(pr.next, hi, c.cfg.MaxMsgBytes)
 		}
 		if errT != nil || errE != nil {
 			// The entries are compacted: the follower needs a snapshot.
@@ -143,7 +139,7 @@ func (c *core) snapshotDone(id NodeID, seq uint64, ok bool) {
 		pr.pendingSnapshot = 0
 		// Do not restart a multi-megabyte stream on every append to a peer
 		// that cannot take it; retry after half an election timeout.
-		pr.snapBackoff = max(c.cfg.electionTicks/2, 1)
+		pr.snapBackoff = max(c.cfg.ElectionTicks/2, 1)
 	}
 	// Probe from just after the snapshot; the follower's response to the
 	// MsgSnap (or the next probe) moves it on.
@@ -156,7 +152,10 @@ func (c *core) stepLeader(m Message) {
 	if pr == nil {
 		return
 	}
+	pr.lastContact = c.now
 	switch m.Type {
+	case MsgReadIndex:
+		c.handleReadIndex(m)
 	case MsgAppResp:
 		pr.recentActive = true
 		if m.Reject {
@@ -184,24 +183,34 @@ func (c *core) stepLeader(m Message) {
 			} else {
 				c.sendAppend(m.From, false)
 			}
-			if pr.removed && pr.match >= c.conf.index {
-				delete(c.prs, m.From)
-				c.refreshPeers()
-				return
-			}
 			if m.From == c.leadTransferee && pr.match == c.log.lastIndex() {
-				c.send(Message{To: m.From, Type: MsgTimeoutNow}, false)
+				c.sendTimeoutNow(m.From)
 			}
 		}
 	case MsgHeartbeatResp:
 		pr.recentActive = true
 		pr.probeSent = false
+		c.heartbeatAcked(pr, m.Context)
 		if pr.match < c.log.lastIndex() || pr.match < c.log.committed {
 			// A probe is re-sent even if nothing new was appended: the last
 			// one may have been lost (a new learner's first probe, at
 			// next = last+1, would otherwise wait for the next proposal).
 			c.sendAppend(m.From, pr.state == progressProbe)
 		}
+		if m.From == c.leadTransferee && pr.match == c.log.lastIndex() {
+			// The TimeoutNow may have been lost, or dropped by a target
+			// that had not yet heard from this leader in its term (just
+			// restarted): one answering a heartbeat knows its leader, so
+			// it is told again.
+			c.sendTimeoutNow(m.From)
+		}
+	}
+	// A departing peer is let go once it holds the configuration that
+	// removed it and was sent a commit covering it, whichever answer
+	// shows that (not only one that raises its match index).
+	if pr.removed && pr.departed(c.conf.index) && c.prs[m.From] == pr {
+		delete(c.prs, m.From)
+		c.refreshPeers()
 	}
 }
 
@@ -236,11 +245,12 @@ func (c *core) maybeCommit() bool {
 	if mci <= c.log.committed {
 		return false
 	}
-	if !c.cfg.bugs.CommitOldTermByCount && !c.log.matchTerm(mci, c.term) {
+	if !(bugs.Enabled && c.cfg.bugs.CommitOldTermByCount) && !c.log.matchTerm(mci, c.term) {
 		return false
 	}
 	c.log.commitTo(mci)
 	c.conf.committed(c.log.committed)
+	c.releaseBlockedReads()
 	c.afterCommitLeader()
 	return true
 }
@@ -250,7 +260,7 @@ func (c *core) maybeCommit() bool {
 // outstanding: one of them was lost (a transport may drop messages without
 // reporting it), and the optimistic next index skipped past it.
 func (c *core) checkStalled() {
-	limit := max(c.cfg.electionTicks/2, 2)
+	limit := max(c.cfg.ElectionTicks/2, 2)
 	for _, id := range c.peers {
 		pr := c.prs[id]
 		if pr.state != progressReplicate || pr.next <= pr.match+1 {

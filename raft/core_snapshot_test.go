@@ -156,7 +156,7 @@ func TestSnapshotSendOutcomesAndBackoff(t *testing.T) {
 	if len(c.snapshotsToSend) != 0 {
 		t.Fatal("a failed snapshot send was retried at once")
 	}
-	for i := 0; i < c.cfg.electionTicks && pr.snapBackoff > 0; i++ {
+	for i := 0; i < c.cfg.ElectionTicks && pr.snapBackoff > 0; i++ {
 		c.tick()
 	}
 	if pr.snapBackoff != 0 || c.state != Leader {

@@ -3,13 +3,17 @@ package raft
 import (
 	"fmt"
 
+	"github.com/typedraft/typedraft/raft/internal/bugs"
 	"github.com/typedraft/typedraft/raft/internal/quorum"
 )
 
 // step processes one inbound message (§5.1: any message with a higher term
 // makes the receiver adopt it; a lower term is stale).
 func (c *core) step(m Message) {
-	if !m.Type.Valid() || m.From == "" || m.From == c.id {
+	if !m.Type.forCore() || m.From == "" || m.From == c.id {
+		return
+	}
+	if !c.admit(m) {
 		return
 	}
 	switch {
@@ -19,7 +23,7 @@ func (c *core) step(m Message) {
 			// (thesis §4.2.3) unless the leader itself asked for the election
 			// (leadership transfer). This keeps removed or partitioned nodes
 			// from disrupting the cluster.
-			if c.inLease() && !m.Transfer {
+			if c.inLease() && !m.Transfer && c.conf.isVoter(m.From) {
 				return
 			}
 		}
@@ -51,7 +55,9 @@ func (c *core) step(m Message) {
 			// otherwise never rejoin.
 			c.send(Message{To: m.From, Type: MsgAppResp}, false)
 		case MsgPreVote:
-			c.send(Message{To: m.From, Type: MsgPreVoteResp, Reject: true}, false)
+			c.send(Message{To: m.From, Type: MsgPreVoteResp, Reject: true, Leader: c.hintLeader()}, false)
+		case MsgReadIndex:
+			c.refuseReadIndex(m)
 		}
 		return
 	}
@@ -60,6 +66,8 @@ func (c *core) step(m Message) {
 	case MsgVote, MsgPreVote:
 		c.handleVoteRequest(m)
 		return
+	case MsgVoteResp, MsgPreVoteResp:
+		c.learnLeader(m)
 	}
 	switch c.state {
 	case Leader:
@@ -74,7 +82,7 @@ func (c *core) step(m Message) {
 // inLease reports whether this node heard from a leader within the minimum
 // election timeout (or is the leader), with check-quorum on.
 func (c *core) inLease() bool {
-	return !c.cfg.disableCheckQuorum && c.lead != "" && c.electionElapsed < c.cfg.electionTicks
+	return !c.cfg.DisableCheckQuorum && ((c.lead != "" && !c.leadHinted) || c.startLease) && c.electionElapsed < c.cfg.ElectionTicks
 }
 
 func (c *core) handleVoteRequest(m Message) {
@@ -87,39 +95,48 @@ func (c *core) handleVoteRequest(m Message) {
 	canVote := c.vote == m.From ||
 		(c.vote == "" && c.lead == "") ||
 		(m.Type == MsgPreVote && m.Term > c.term)
-	// §5.4.1: only for a candidate whose log is at least as up to date.
-	if canVote && c.log.isUpToDate(m.Index, m.LogTerm) {
+	// §5.4.1: only for a candidate whose log is at least as up to date;
+	// and only voters campaign (a learner's pre-vote asks who leads).
+	if canVote && c.log.isUpToDate(m.Index, m.LogTerm) && c.conf.isVoter(m.From) {
 		if m.Type == MsgVote {
 			c.electionElapsed = 0
 			c.vote = m.From
 		}
 		// The grant leaves only after the vote is durable.
-		c.send(Message{To: m.From, Type: respType, Term: m.Term}, !c.cfg.bugs.VoteNotPersisted)
+		c.send(Message{To: m.From, Type: respType, Term: m.Term}, !(bugs.Enabled && c.cfg.bugs.VoteNotPersisted))
 		return
 	}
-	c.send(Message{To: m.From, Type: respType, Reject: true}, true)
+	// A rejection names this node's leader, so that a node that missed
+	// the configuration adding it learns whom to follow.
+	c.send(Message{To: m.From, Type: respType, Reject: true, Leader: c.hintLeader()}, true)
 }
 
 func (c *core) stepFollower(m Message) {
 	switch m.Type {
 	case MsgApp:
 		c.electionElapsed = 0
-		c.lead = m.From
+		c.lead, c.leadHinted = m.From, false
 		c.handleAppend(m)
 	case MsgHeartbeat:
 		c.electionElapsed = 0
-		c.lead = m.From
+		c.lead, c.leadHinted = m.From, false
 		c.log.commitTo(min(m.Commit, c.log.lastIndex()))
-		c.send(Message{To: m.From, Type: MsgHeartbeatResp}, false)
+		// Context numbers the leader's broadcast; echoing it confirms the
+		// leader's reads and lease (core_read.go).
+		c.send(Message{To: m.From, Type: MsgHeartbeatResp, Context: m.Context}, false)
 	case MsgSnap:
 		c.electionElapsed = 0
-		c.lead = m.From
+		c.lead, c.leadHinted = m.From, false
 		c.handleSnapshot(m)
 	case MsgTimeoutNow:
 		if c.promotable() {
 			// Leadership transfer: campaign at once, skipping pre-vote.
 			c.campaignNow(true)
 		}
+	case MsgReadIndex:
+		c.refuseReadIndex(m)
+	case MsgReadIndexResp:
+		c.handleReadIndexResp(m)
 	}
 }
 
@@ -129,6 +146,8 @@ func (c *core) stepCandidate(m Message) {
 		// A leader of our term exists (§5.2): return to follower.
 		c.becomeFollower(m.Term, m.From)
 		c.stepFollower(m)
+	case MsgReadIndex:
+		c.refuseReadIndex(m)
 	case MsgVoteResp, MsgPreVoteResp:
 		if (m.Type == MsgVoteResp) != (c.state == Candidate) {
 			return
@@ -153,7 +172,8 @@ func (c *core) stepCandidate(m Message) {
 
 // campaign starts an election, with a pre-vote round first unless disabled.
 func (c *core) campaign(transfer bool) {
-	if !c.cfg.disablePreVote && !transfer {
+	c.campaigns++
+	if !c.cfg.DisablePreVote && !transfer {
 		c.becomePreCandidate()
 		c.requestVotes(MsgPreVote, c.term+1, false)
 		return
@@ -194,7 +214,7 @@ func (c *core) requestVotes(t MessageType, term uint64, transfer bool) {
 
 // handleAppend is a follower receiving AppendEntries (§5.3).
 func (c *core) handleAppend(m Message) {
-	ackAfterPersist := !c.cfg.bugs.AckBeforeDurable
+	ackAfterPersist := !(bugs.Enabled && c.cfg.bugs.AckBeforeDurable)
 	if m.Index < c.log.committed {
 		c.send(Message{To: m.From, Type: MsgAppResp, Index: c.log.committed}, ackAfterPersist)
 		return
@@ -220,7 +240,7 @@ func (c *core) handleAppend(m Message) {
 			c.fatal = fmt.Errorf("raft: entry %d conflicts with committed entry (commit %d)", ci, c.log.committed)
 			return
 		}
-		if c.cfg.bugs.NoTruncate && ci <= c.log.lastIndex() {
+		if bugs.Enabled && c.cfg.bugs.NoTruncate && ci <= c.log.lastIndex() {
 			// Injected bug: keep the conflicting suffix, only add new entries.
 			ci = c.log.lastIndex() + 1
 		}

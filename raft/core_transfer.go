@@ -1,12 +1,8 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 )
-
-// errTransferTarget is returned for a transfer to a node that cannot lead.
-var errTransferTarget = errors.New("raft: leadership transfer target is not a voter")
 
 // transferLeadership starts handing leadership to to (thesis §3.10): the
 // leader stops accepting proposals, brings to up to date and then tells it
@@ -14,7 +10,7 @@ var errTransferTarget = errors.New("raft: leadership transfer target is not a vo
 // transfer is abandoned after an election timeout.
 func (c *core) transferLeadership(to NodeID) (NodeID, error) {
 	if c.state != Leader {
-		return "", errNotLeaderCore
+		return "", ErrNotLeader
 	}
 	if to == "" {
 		var best uint64
@@ -24,21 +20,21 @@ func (c *core) transferLeadership(to NodeID) (NodeID, error) {
 			}
 		}
 		if to == "" {
-			return "", fmt.Errorf("%w: no other voter", errTransferTarget)
+			return "", fmt.Errorf("%w: no other voter to transfer leadership to", ErrInvalidConfig)
 		}
 	}
 	if to == c.id {
 		return to, nil
 	}
 	if !c.conf.isVoter(to) || c.prs[to] == nil {
-		return "", fmt.Errorf("%w: %s", errTransferTarget, to)
+		return "", fmt.Errorf("%w: leadership transfer target %s is not a voter", ErrInvalidConfig, to)
 	}
 	c.leadTransferee = to
 	c.transferElapsed = 0
 	// Keep the transfer from being cut short by the check-quorum round.
 	c.electionElapsed = 0
 	if c.prs[to].match == c.log.lastIndex() {
-		c.send(Message{To: to, Type: MsgTimeoutNow}, false)
+		c.sendTimeoutNow(to)
 	} else {
 		c.sendAppend(to, true)
 	}

@@ -2,7 +2,6 @@ package raft
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -20,19 +19,65 @@ type driver struct {
 	log   hclog.Logger
 	store Storage
 	trans Transport
-	core  *core
+	// core is the Raft state machine, used only through its exported
+	// surface (TestDriverUsesOnlyCoreAPI).
+	core *Core
 
 	props   *queue[pendingEntry]
 	inbox   *queue[Message]
 	unreach *queue[NodeID]
 	ctrl    chan func()
 
+	// Reads (driver_read.go): queued requests, those handed to the core by
+	// request ID, and the apply goroutine's queue of reads to run.
+	reads       *queue[*readReq]
+	readSeq     uint64
+	readWaiting map[uint64]*readReq
+	readq       *queue[*readTask]
+	// confirmed collects the reads of one Ready for the apply goroutine.
+	confirmed []*readTask
+	// coreStart is when the core was created: its lease clock's origin.
+	coreStart time.Time
+	// strangersLogged is the core's count of dropped stranger messages at
+	// the last warning, strangersAt its time (driver_warn.go).
+	strangersLogged  uint64
+	strangersCounted uint64
+	strangersAt      time.Time
+	// peersKey is what the peer set last passed to a PeerSetter was built
+	// from (driver_ops.go).
+	peersKey peersKey
+
+	// Events and per-peer status (events.go, driver_events.go).
+	events              eventHub
+	peerStatus          atomic.Pointer[[]PeerStatus]
+	peerHealth          map[NodeID]peerHealth
+	configCommitted     uint64
+	lastCommittedConfig Configuration
+	wasMember           bool
+	metrics             *metrics
+	campaigns           uint64
+	// storeFailed is closed when the store reports a fatal failure found
+	// outside any call (FailureNotifier); nil if it cannot.
+	storeFailed <-chan struct{}
+
 	applyq    *queue[applyTask]
 	applied   *atomic.Uint64
 	applyWake chan struct{}
-	handed    uint64
 	// leaderTerm is the term in which this node leads (0 if it does not).
 	leaderTerm uint64
+
+	// Proposal forwarding (forward.go): the follower's forwards waiting
+	// for answers, the forwarded proposals this leader serves, and the
+	// typed layer that handles both messages.
+	fwd        forwarded
+	fwdServing atomic.Int64
+	fwdHooks   forwardHooks
+	// fwdq holds forwards for the driver to send, batched; replies the
+	// leader's answers, batched (forward_batch.go); fwdWarnAt is when a
+	// malformed batch of answers was last logged (UnixNano).
+	fwdq      *queue[fwdOut]
+	replies   replyBatch
+	fwdWarnAt atomic.Int64
 
 	// pending holds the waiters of appended entries, in index order.
 	pending []pendingWaiter
@@ -42,6 +87,12 @@ type driver struct {
 	saveDone   chan saveResult
 	writerDone chan struct{}
 	saving     bool
+	// inlineSaves: the store's Save does not wait on a device
+	// (InlineSaver), so log writes are never handed to the writer.
+	inlineSaves bool
+	// writeDone is the last index of a write that completed while a Ready
+	// was out, told to the core once it is advanced.
+	writeDone uint64
 	// restoresQueued counts snapshot restores handed to the apply goroutine
 	// and not yet carried out (the apply goroutine must not hold them back).
 	restoresQueued atomic.Int32
@@ -53,7 +104,7 @@ type driver struct {
 	status   atomic.Pointer[Status]
 	watchMu  sync.Mutex
 	watchers chan struct{}
-	lastPub  Status
+	watched  bool // watchers was handed out since it was made
 
 	// Snapshots (driver_snapshot.go).
 	snapMu      sync.Mutex
@@ -82,6 +133,10 @@ type pendingEntry struct {
 type pendingWaiter struct {
 	index, term uint64
 	w           waiter
+	// at is when the proposal was appended (for the commit latency);
+	// timed says the latency was recorded, so each proposal counts once.
+	at    time.Time
+	timed bool
 }
 
 // applyTask is a batch of committed entries for the apply goroutine, with
@@ -96,17 +151,25 @@ type applyTask struct {
 	restored chan struct{}
 }
 
-func newDriver(cfg Config, store Storage, trans Transport, applyq *queue[applyTask], applied *atomic.Uint64) (*driver, error) {
+func newDriver(cfg Config, store Storage, trans Transport, applyq *queue[applyTask], readq *queue[*readTask], applied *atomic.Uint64) (*driver, error) {
 	d := &driver{
-		cfg:       cfg,
-		log:       cfg.Logger.Named("raft").With("id", string(cfg.ID)),
-		store:     store,
-		trans:     trans,
-		props:     newQueue[pendingEntry](cfg.MaxPendingProposals),
-		inbox:     newQueue[Message](1 << 16),
-		unreach:   newQueue[NodeID](1024),
-		ctrl:      make(chan func()),
-		applyq:    applyq,
+		cfg:     cfg,
+		log:     cfg.Logger.Named("raft").With("id", string(cfg.ID)),
+		store:   store,
+		trans:   trans,
+		props:   newQueue[pendingEntry](cfg.MaxPendingProposals),
+		inbox:   newQueue[Message](1 << 16),
+		unreach: newQueue[NodeID](1024),
+		fwdq:    newQueue[fwdOut](0),
+		ctrl:    make(chan func()),
+		applyq:  applyq,
+
+		reads:       newQueue[*readReq](cfg.MaxPendingProposals),
+		readWaiting: map[uint64]*readReq{},
+		peerHealth:  map[NodeID]peerHealth{},
+		metrics:     newMetrics(!cfg.DisableMetrics),
+		readq:       readq,
+
 		applied:   applied,
 		applyWake: make(chan struct{}, 1),
 		watchers:  make(chan struct{}),
@@ -123,6 +186,12 @@ func newDriver(cfg Config, store Storage, trans Transport, applyq *queue[applyTa
 		snapCreated: newQueue[SnapshotMeta](0),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if fn, ok := store.(FailureNotifier); ok {
+		d.storeFailed = fn.Failed()
+	}
+	if is, ok := store.(InlineSaver); ok {
+		d.inlineSaves = is.SavesInline()
+	}
 	if err := d.restore(); err != nil {
 		return nil, err
 	}
@@ -140,13 +209,14 @@ func (d *driver) restore() error {
 	if err != nil {
 		return err
 	}
-	c, err := newCore(d.cfg.coreConfig(), d.store, hs, snap, newSeededRand(d.cfg.Seed))
+	c, err := NewCore(d.cfg.Core(), d.store, hs, snap, newSeededRand(d.cfg.Seed))
 	if err != nil {
 		return err
 	}
 	d.core = c
-	d.applied.Store(c.log.applied)
-	d.handed = c.log.applied
+	d.coreStart = time.Now()
+	// The applied index is the apply goroutine's: it reaches the newest
+	// snapshot's index once that is restored, after New returns.
 	return nil
 }
 
@@ -161,16 +231,24 @@ func (d *driver) run() {
 		select {
 		case <-d.done:
 			return
+		case <-d.storeFailed:
+			err := d.store.(FailureNotifier).FailureErr()
+			d.stop(fmt.Errorf("raft: storage failed: %w", err))
+			return
 		case <-ticker.C:
-			d.core.tick()
+			d.core.Tick()
+			d.checkPeers()
+			d.fwd.expire(time.Now(), d.status.Load().Leader, false)
 		case <-d.props.ready():
+		case <-d.fwdq.ready():
 		case <-d.inbox.ready():
 		case <-d.unreach.ready():
+		case <-d.reads.ready():
 		case <-d.applyWake:
 		case <-d.snapResults.ready():
 		case <-d.snapCreated.ready():
 		case r := <-d.saveDone:
-			if err := d.finishSave(r); err != nil {
+			if err := d.finishSave(r, true); err != nil {
 				d.stop(err)
 				return
 			}
@@ -180,8 +258,9 @@ func (d *driver) run() {
 		// Let the goroutines that woke us add what they have: one batch,
 		// one Save and one round of sends then carry all of it.
 		runtime.Gosched()
+		d.syncClock()
 		for _, r := range d.snapResults.drain() {
-			d.core.snapshotDone(r.id, r.seq, r.ok)
+			d.core.ReportSnapshotSent(r.id, r.seq, r.ok)
 		}
 		for _, meta := range d.snapCreated.drain() {
 			if err := d.snapshotCreated(meta); err != nil {
@@ -190,12 +269,15 @@ func (d *driver) run() {
 			}
 		}
 		for _, id := range d.unreach.drain() {
-			d.core.reportUnreachable(id)
+			d.core.ReportUnreachable(id)
 		}
 		for _, m := range d.inbox.drain() {
-			d.core.step(m)
+			d.core.Step(m)
 		}
+		d.warnStrangers()
+		d.handleReads()
 		d.handleProposals()
+		d.sendForwards()
 		if err := d.processReady(); err != nil {
 			d.stop(err)
 			return
@@ -207,22 +289,19 @@ func (d *driver) run() {
 // processReady carries out Ready batches until the core has none.
 func (d *driver) processReady() error {
 	for {
-		if d.saving && d.core.state != Leader {
-			// A node that stopped leading saves synchronously again, after
-			// the leader's last write, in order.
-			if err := d.waitSave(); err != nil {
-				return err
-			}
+		d.core.ReportApplied(d.applied.Load())
+		if !d.core.HasReady() {
+			return d.core.Err()
 		}
-		d.core.applyHeld = d.handed-d.applied.Load() >= uint64(d.cfg.MaxApplyBacklog)
-		if !d.core.hasReady() {
-			return d.core.err()
-		}
-		if err := d.core.err(); err != nil {
+		if err := d.core.Err(); err != nil {
 			return err
 		}
-		rd := d.core.ready()
+		rd := d.core.Ready()
 		d.sendAll(rd.Messages)
+		for _, rs := range rd.ReadStates {
+			d.readDone(rs)
+		}
+		d.handConfirmed()
 		if rd.Snapshot != nil {
 			if err := d.installSnapshot(*rd.Snapshot); err != nil {
 				return err
@@ -230,16 +309,19 @@ func (d *driver) processReady() error {
 		}
 		async := false
 		if rd.MustSave {
-			if rd.State == Leader && rd.Snapshot == nil && !d.saving && len(rd.Entries) > 0 {
+			if rd.Snapshot == nil && !d.saving && len(rd.Entries) > 0 && !d.inlineSaves {
 				d.submitSave(rd)
 				async = true
 			} else {
-				if err := d.waitSave(); err != nil {
+				if err := d.waitSave(true); err != nil {
 					return err
 				}
+				t0 := time.Now()
 				if err := d.store.Save(rd.HardState, rd.Entries); err != nil {
 					return fmt.Errorf("raft: save hard state and %d entries: %w", len(rd.Entries), err)
 				}
+				d.metrics.since(d.metrics.save, t0)
+				d.metrics.observe(d.metrics.batch, float64(len(rd.Entries)))
 			}
 		}
 		if !async {
@@ -259,70 +341,109 @@ func (d *driver) processReady() error {
 		if rd.State == Leader {
 			d.leaderTerm = rd.Term
 		}
-		d.core.advance(rd, async)
+		if async {
+			d.core.AdvanceAsync(rd)
+		} else {
+			d.core.Advance(rd)
+		}
+		d.reportWriteDone()
 		d.resolveCommitted()
 	}
 }
 
 // sendAll hands msgs to the transport, one Send per destination, keeping
-// each destination's messages in order.
+// each destination's messages in order. The driver owns msgs (a Ready's);
+// they are grouped in place, so each destination's batch is a sub-slice
+// and no per-destination slice is allocated.
 func (d *driver) sendAll(msgs []Message) {
 	if len(msgs) == 0 {
 		return
 	}
-	// Usually every message goes to a different follower or all to one: a
-	// linear scan over the few destinations beats a map.
-	var dests [8]NodeID
-	var counts [8]int
-	nd := 0
-	for i := range msgs {
-		to := msgs[i].To
-		j := 0
-		for j < nd && dests[j] != to {
-			j++
-		}
-		if j == nd {
-			if nd == len(dests) {
-				d.sendSlow(msgs)
-				return
+	d.countSent(msgs)
+	eachDest(msgs, func(b []Message) { d.sendTo(b[0].To, b) })
+}
+
+// eachDest reorders msgs so that each destination's messages are
+// contiguous, in their original order (a stable insertion by first
+// appearance: few destinations, few messages), and calls f with each run,
+// capped so that an append by its new owner cannot overwrite the next.
+func eachDest(msgs []Message, f func([]Message)) {
+	start := 0
+	for start < len(msgs) {
+		to := msgs[start].To
+		end := start + 1
+		for i := end; i < len(msgs); i++ {
+			if msgs[i].To != to {
+				continue
 			}
-			dests[nd] = to
-			nd++
-		}
-		counts[j]++
-	}
-	if nd == 1 {
-		d.sendTo(dests[0], msgs)
-		return
-	}
-	for j := 0; j < nd; j++ {
-		batch := make([]Message, 0, counts[j])
-		for i := range msgs {
-			if msgs[i].To == dests[j] {
-				batch = append(batch, msgs[i])
+			if i != end {
+				// Rotate msgs[end..i] right by one: the message moves to
+				// end, the others keep their order.
+				m := msgs[i]
+				copy(msgs[end+1:i+1], msgs[end:i])
+				msgs[end] = m
 			}
+			end++
 		}
-		d.sendTo(dests[j], batch)
+		f(msgs[start:end:end])
+		start = end
 	}
 }
 
-func (d *driver) sendSlow(msgs []Message) {
-	by := map[NodeID][]Message{}
-	var order []NodeID
-	for _, m := range msgs {
-		if _, ok := by[m.To]; !ok {
-			order = append(order, m.To)
+// countSent counts msgs in the metrics by type. Safe from any goroutine.
+func (d *driver) countSent(msgs []Message) {
+	if d.metrics.on {
+		for i := range msgs {
+			if t := msgs[i].Type; int(t) < len(d.metrics.sent) {
+				d.metrics.sent[t].Add(1)
+			}
 		}
-		by[m.To] = append(by[m.To], m)
 	}
-	for _, to := range order {
-		d.sendTo(to, by[to])
+}
+
+// group splits msgs by destination (in place, see eachDest),
+// keeping each one's order, with the destinations' addresses.
+func (d *driver) group(msgs []Message) []outbound {
+	if len(msgs) == 0 {
+		return nil
 	}
+	var out []outbound
+	eachDest(msgs, func(b []Message) { out = append(out, outbound{to: d.peer(b[0].To), msgs: b}) })
+	return out
 }
 
 func (d *driver) sendTo(to NodeID, batch []Message) {
-	srv, _ := d.core.conf.cfg.Server(to)
-	d.trans.Send(Peer{ID: to, Addr: srv.Addr}, batch)
+	d.trans.Send(d.peer(to), batch)
+}
+
+// peerAddr is peer for any goroutine: the address from the published
+// status.
+func (d *driver) peerAddr(id NodeID) Peer {
+	srv, _ := d.status.Load().Configuration.Server(id)
+	return Peer{ID: id, Addr: srv.Addr}
+}
+
+// isMember reports whether id is in the published configuration (either
+// half of a joint one). Safe from any goroutine.
+func (d *driver) isMember(id NodeID) bool {
+	_, ok := d.status.Load().Configuration.Server(id)
+	return ok
+}
+
+// sendDirect sends one message from any goroutine: the forwarding
+// messages, which bypass the core.
+func (d *driver) sendDirect(m Message) {
+	m.From = d.cfg.ID
+	if d.metrics.on && int(m.Type) < len(d.metrics.sent) {
+		d.metrics.sent[m.Type].Add(1)
+	}
+	d.trans.Send(d.peerAddr(m.To), []Message{m})
+}
+
+// peer returns id with its address in the configuration in force.
+func (d *driver) peer(id NodeID) Peer {
+	srv, _ := d.core.Status().Configuration.Server(id)
+	return Peer{ID: id, Addr: srv.Addr}
 }
 
 // handleProposals appends every queued proposal, in batches of MaxBatch.
@@ -333,7 +454,8 @@ func (d *driver) handleProposals() {
 		batch := ps[:n]
 		ps = ps[n:]
 		ents := make([]Entry, 0, n)
-		live := batch[:0:0]
+		// Filtered in place: live never overtakes the batch it reads.
+		live := batch[:0]
 		for _, p := range batch {
 			if p.ctx != nil && p.ctx.Err() != nil {
 				p.w.fail(p.ctx.Err())
@@ -345,39 +467,45 @@ func (d *driver) handleProposals() {
 		if len(ents) == 0 {
 			continue
 		}
-		first, term, err := d.core.propose(ents)
+		first, term, err := d.core.Propose(ents)
 		if err != nil {
+			d.metrics.add(&d.metrics.proposalsFailed, uint64(len(live)))
 			for _, p := range live {
 				p.w.fail(d.coreError(err))
 			}
 			continue
 		}
+		now := time.Now()
 		for i, p := range live {
 			idx := first + uint64(i)
 			p.w.markAppended(idx, term)
-			d.pending = append(d.pending, pendingWaiter{index: idx, term: term, w: p.w})
+			d.pending = append(d.pending, pendingWaiter{index: idx, term: term, w: p.w, at: now})
 		}
 	}
 }
 
-// coreError maps an error of the core to the API's: not-leader becomes a
-// *NotLeaderError naming the leader, the rest as exportCoreErr maps them.
+// coreError maps an error of the core to the API's: ErrNotLeader becomes a
+// *NotLeaderError naming the leader; the core's other errors already are
+// the exported sentinels.
 func (d *driver) coreError(err error) error {
-	if errors.Is(err, errNotLeaderCore) {
+	if err == ErrNotLeader {
 		return d.notLeader()
 	}
-	return exportCoreErr(err)
+	return err
 }
 
 func (d *driver) notLeader() error {
-	lead := d.core.lead
-	srv, _ := d.core.conf.cfg.Server(lead)
-	return &NotLeaderError{LeaderID: lead, LeaderAddr: srv.Addr}
+	lead := d.core.Status().Leader
+	return &NotLeaderError{LeaderID: lead, LeaderAddr: d.peer(lead).Addr}
 }
 
 // handCommitted resolves Committed-mode waiters and passes the entries to
 // the apply goroutine with their Applied-mode waiters.
 func (d *driver) handCommitted(ents []Entry) {
+	// A caller woken by its Applied answer must find the commit index
+	// in Status already: the apply goroutine may answer before this
+	// loop iteration ends.
+	d.publishStatus()
 	task := applyTask{entries: ents}
 	for i := range ents {
 		e := &ents[i]
@@ -391,6 +519,9 @@ func (d *driver) handCommitted(ents []Entry) {
 		}
 		p := d.pending[0]
 		d.pending = d.pending[1:]
+		if p.term == e.Term && !p.timed {
+			d.metrics.since(d.metrics.commit, p.at)
+		}
 		switch {
 		case p.term != e.Term:
 			// Another leader's entry was committed at this index: ours is gone.
@@ -405,7 +536,7 @@ func (d *driver) handCommitted(ents []Entry) {
 	if len(d.pending) == 0 {
 		d.pending = nil
 	}
-	d.handed = ents[len(ents)-1].Index
+	d.metrics.add(&d.metrics.committed, uint64(len(ents)))
 	d.applyq.push(task)
 }
 
@@ -418,10 +549,13 @@ func (d *driver) failPending(err error) {
 
 // propose queues an encoded command for the driver.
 func (d *driver) propose(p pendingEntry) {
+	d.metrics.add(&d.metrics.proposals, 1)
 	switch d.props.push(p) {
 	case pushFull:
+		d.metrics.add(&d.metrics.proposalsFailed, 1)
 		p.w.fail(ErrTooManyProposals)
 	case pushClosed:
+		d.metrics.add(&d.metrics.proposalsFailed, 1)
 		p.w.fail(ErrShutdown)
 	}
 }
@@ -479,10 +613,16 @@ func (d *driver) cleanup() {
 		p.w.fail(ErrShutdown)
 	}
 	d.failPending(indeterminate(ErrShutdown))
+	d.failReads()
+	d.fwd.expire(time.Now(), "", true)
+	// Their waits were failed just above, as indeterminate.
+	d.fwdq.close()
 	s := *d.status.Load()
 	s.State = Shutdown
 	d.status.Store(&s)
+	d.peerStatus.Store(nil)
 	d.notifyWatchers()
+	d.events.stop(Event{Kind: EventStopped, Term: s.Term, State: Shutdown, Err: d.stopErr()})
 }
 
 // do runs f on the driver goroutine and waits for it.
@@ -510,8 +650,24 @@ func (h handler) HandleMessage(m Message) {
 	if m.To != "" && m.To != h.d.cfg.ID {
 		return
 	}
+	switch m.Type {
+	case MsgPropose:
+		// Forwarded proposals never reach the core: decoded and proposed
+		// here, on the transport's goroutine.
+		if h.d.fwdHooks != nil {
+			h.d.fwdHooks.handlePropose(m)
+		}
+		return
+	case MsgProposeResp:
+		if h.d.fwdHooks != nil {
+			h.d.fwdHooks.handleProposeResp(m)
+		}
+		return
+	}
 	// A full inbox drops the message; Raft retransmits.
-	h.d.inbox.push(m)
+	if h.d.inbox.push(m) != pushed {
+		h.d.metrics.add(&h.d.metrics.inboxDropped, 1)
+	}
 }
 
 func (h handler) ReportUnreachable(id NodeID) { h.d.unreach.push(id) }

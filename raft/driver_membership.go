@@ -12,18 +12,16 @@ import (
 // refused only because this leader has not yet committed an entry of its own
 // term, so the caller should retry once the commit index moves.
 func (d *driver) proposeMembership(edit func(cur Configuration) ([]Server, error)) (idx uint64, settling bool, err error) {
-	servers, err := edit(d.core.conf.cfg.Clone())
+	servers, err := edit(d.core.Status().Configuration.Clone())
 	if err != nil {
 		return 0, false, err
 	}
 	if err = validateConfiguration(Configuration{Servers: servers}); err != nil {
 		return 0, false, err
 	}
-	idx, err = d.core.proposeConfChange(servers, d.cfg.MaxCatchUpLag)
-	if errors.Is(err, errConfChangePending) {
-		if t, terr := d.core.log.term(d.core.log.committed); terr == nil && t != d.core.term {
-			return 0, true, nil
-		}
+	idx, err = d.core.ProposeMembership(servers, d.cfg.maxCatchUpLag())
+	if errors.Is(err, ErrConfigChangePending) && !d.core.Status().OwnTermCommitted {
+		return 0, true, nil
 	}
 	return idx, false, d.coreError(err)
 }
@@ -86,9 +84,14 @@ func (d *driver) progress(ctx context.Context) (map[NodeID]uint64, error) {
 	var out map[NodeID]uint64
 	var err error
 	if e := d.do(ctx, func() {
-		out = d.core.progressOf()
-		if out == nil {
+		prs := d.core.Progress()
+		if prs == nil {
 			err = d.notLeader()
+			return
+		}
+		out = make(map[NodeID]uint64, len(prs))
+		for _, p := range prs {
+			out[p.ID] = p.Match
 		}
 	}); e != nil {
 		return nil, e

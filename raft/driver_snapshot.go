@@ -24,37 +24,39 @@ type snapResult struct {
 // own goroutine, reporting the outcome back to the core.
 func (d *driver) startSnapshotSends(ids []NodeID) {
 	started := make(map[NodeID]bool, len(ids))
+	term := d.core.Status().Term
 	for _, id := range ids {
-		pr := d.core.prs[id]
-		if started[id] || pr == nil || pr.state != progressSnapshot {
+		seq, sending := d.core.SnapshotSend(id)
+		if started[id] || !sending {
 			continue
 		}
 		started[id] = true
-		seq := pr.snapSeq
-		srv, _ := d.core.conf.cfg.Server(id)
-		peer := Peer{ID: id, Addr: srv.Addr}
-		term := d.core.term
+		peer := d.peer(id)
 		d.bg.Add(1)
 		go func() {
 			defer d.bg.Done()
-			err := d.sendSnapshot(peer, term)
+			meta, err := d.sendSnapshot(peer, term)
 			if err != nil {
+				d.metrics.add(&d.metrics.snapshotSendFailed, 1)
 				d.log.Warn("snapshot send failed", "peer", string(peer.ID), "error", err)
+			} else {
+				d.metrics.add(&d.metrics.snapshotsSent, 1)
 			}
+			d.emit(Event{Kind: EventSnapshotSent, Peer: peer.ID, Snapshot: meta, Err: err})
 			d.snapResults.push(snapResult{id: peer.ID, seq: seq, ok: err == nil})
 		}()
 	}
 }
 
-func (d *driver) sendSnapshot(peer Peer, term uint64) error {
+func (d *driver) sendSnapshot(peer Peer, term uint64) (SnapshotMeta, error) {
 	meta, rc, err := d.store.OpenSnapshot()
 	if err != nil {
-		return fmt.Errorf("raft: open snapshot for %s: %w", peer.ID, err)
+		return meta, fmt.Errorf("raft: open snapshot for %s: %w", peer.ID, err)
 	}
 	defer rc.Close()
 	m := Message{Type: MsgSnap, From: d.cfg.ID, To: peer.ID, Term: term, Snapshot: &meta}
 	d.log.Info("sending snapshot", "peer", string(peer.ID), "index", meta.Index, "size", meta.Size)
-	return d.trans.SendSnapshot(d.ctx, peer, m, rc)
+	return meta, d.trans.SendSnapshot(d.ctx, peer, m, rc)
 }
 
 // HandleSnapshot receives a snapshot from the leader: it stores it, steps
@@ -69,6 +71,13 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 		return fmt.Errorf("raft: snapshot from %s addressed to %s, not %s", m.From, m.To, d.cfg.ID)
 	}
 	meta := *m.Snapshot
+	if st := d.status.Load(); len(st.Configuration.Servers) > 0 && m.From != st.Leader {
+		if _, member := st.Configuration.Server(m.From); !member {
+			// The core acts on no message from a non-member; its snapshot
+			// must not reach the store either.
+			return fmt.Errorf("raft: snapshot %d from %s refused: %s is not a member of %s's configuration", meta.Index, m.From, m.From, d.cfg.ID)
+		}
+	}
 	d.snapMu.Lock()
 	defer d.snapMu.Unlock()
 	// A snapshot is stored only if it can be installed: one older than the
@@ -115,7 +124,7 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 	var restored chan struct{}
 	err := d.do(d.ctx, func() {
 		d.restored = nil
-		d.core.step(m)
+		d.core.Step(m)
 		if err := d.processReady(); err != nil {
 			d.stop(err)
 			return
@@ -140,7 +149,7 @@ func (h handler) HandleSnapshot(m Message, r io.Reader) error {
 // start after it and the state machine is restored from it (in order with
 // the committed entries already handed to the apply goroutine).
 func (d *driver) installSnapshot(meta SnapshotMeta) error {
-	if err := d.waitSave(); err != nil {
+	if err := d.waitSave(true); err != nil {
 		return err
 	}
 	if err := d.store.Compact(meta.Index, meta.Term); err != nil {
@@ -154,8 +163,9 @@ func (d *driver) installSnapshot(meta SnapshotMeta) error {
 	case d.restoreWake <- struct{}{}:
 	default:
 	}
-	d.handed = meta.Index
 	d.failPending(indeterminate(ErrLeadershipLost))
+	d.metrics.add(&d.metrics.snapshotsInstalled, 1)
+	d.emit(Event{Kind: EventSnapshotInstalled, Snapshot: meta})
 	d.log.Info("installed snapshot", "index", meta.Index, "term", meta.Term)
 	return nil
 }
@@ -164,11 +174,12 @@ func (d *driver) installSnapshot(meta SnapshotMeta) error {
 // committed: the core learns of it and the log is compacted behind it,
 // keeping TrailingLogs entries.
 func (d *driver) snapshotCreated(meta SnapshotMeta) error {
-	d.core.snapshotCreated(meta.Index, meta.Term)
-	if meta.Index <= d.cfg.TrailingLogs {
+	d.core.ReportSnapshotCreated(meta.Index, meta.Term)
+	trailing := d.cfg.trailingLogs()
+	if meta.Index <= trailing {
 		return nil
 	}
-	to := meta.Index - d.cfg.TrailingLogs
+	to := meta.Index - trailing
 	first, err := d.store.FirstIndex()
 	if err != nil {
 		return fmt.Errorf("raft: compact: read first index: %w", err)
@@ -176,14 +187,14 @@ func (d *driver) snapshotCreated(meta SnapshotMeta) error {
 	if to < first {
 		return nil
 	}
-	term, err := d.core.log.term(to)
+	term, err := d.core.Term(to)
 	if err != nil {
 		if errors.Is(err, ErrCompacted) {
 			return nil
 		}
 		return fmt.Errorf("raft: compact to %d: %w", to, err)
 	}
-	if err := d.waitSave(); err != nil {
+	if err := d.waitSave(false); err != nil {
 		return err
 	}
 	if err := d.store.Compact(to, term); err != nil {

@@ -36,8 +36,12 @@ var (
 	// ErrInvalidConfig: a Config or Configuration is invalid; the error says
 	// which field and why.
 	ErrInvalidConfig = errors.New("raft: invalid configuration")
-	// ErrEncode: a command could not be encoded by the codec.
+	// ErrEncode: a command could not be encoded by the codec, or its
+	// encoding does not decode back (it is then never proposed).
 	ErrEncode = errors.New("raft: encode command")
+	// ErrDecode: a committed command does not decode with the node's
+	// codec; the node stops (Err says at which index and what to do).
+	ErrDecode = errors.New("raft: decode committed command")
 	// ErrTooManyProposals: the proposal queue is full; retry later.
 	ErrTooManyProposals = errors.New("raft: too many pending proposals")
 	// ErrNothingToSnapshot: nothing was applied since the last snapshot.
@@ -51,24 +55,33 @@ var (
 	ErrNotCaughtUp = errors.New("raft: server has not caught up")
 	// ErrEntryTooLarge: an encoded command exceeds Config.MaxEntryBytes.
 	ErrEntryTooLarge = errors.New("raft: command too large")
+	// ErrInvalidArgument: a call's arguments are invalid (the error says
+	// which).
+	ErrInvalidArgument = errors.New("raft: invalid argument")
 	// ErrApplyPanic: the state machine panicked in Apply; the node stopped.
 	ErrApplyPanic = errors.New("raft: state machine panicked")
 )
 
 // NotLeaderError is returned when a request that needs the leader reaches
 // another node. LeaderID and LeaderAddr name the leader this node knows of
-// (empty if none). It matches ErrNotLeader with errors.Is.
+// (empty if none). Reason, when set, says why a proposal was not
+// forwarded to that leader. It matches ErrNotLeader with errors.Is.
 type NotLeaderError struct {
 	LeaderID   NodeID
 	LeaderAddr string
+	Reason     string
 }
 
 // Error describes the error and the known leader.
 func (e *NotLeaderError) Error() string {
-	if e.LeaderID == "" {
-		return "raft: not leader (leader unknown)"
+	s := "raft: not leader (leader unknown)"
+	if e.LeaderID != "" {
+		s = fmt.Sprintf("raft: not leader (leader is %s at %s)", e.LeaderID, e.LeaderAddr)
 	}
-	return fmt.Sprintf("raft: not leader (leader is %s at %s)", e.LeaderID, e.LeaderAddr)
+	if e.Reason != "" {
+		s += "; " + e.Reason
+	}
+	return s
 }
 
 // Is reports whether target is ErrNotLeader.

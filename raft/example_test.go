@@ -154,8 +154,9 @@ func ExampleRaft_Propose() {
 	// rejected: 0 true balance 15, cannot withdraw 1000 <nil>
 }
 
-// A follower refuses proposals with a *NotLeaderError that names the
-// leader, so a client can retry there.
+// A follower asked not to forward (NoForward, or Config.DisableForwarding)
+// refuses proposals with a *NotLeaderError that names the leader, so a
+// client can retry there.
 func ExampleNotLeaderError() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -165,13 +166,42 @@ func ExampleNotLeaderError() {
 	// Wait until the follower has heard from the leader.
 	waitUntil(ctx, func() bool { return follower.Status().Leader == leader.ID() })
 
-	_, _, err := follower.Apply(ctx, Cmd{Op: "deposit", Amount: 1})
+	_, _, err := follower.Apply(ctx, Cmd{Op: "deposit", Amount: 1}, raft.NoForward)
 	var nl *raft.NotLeaderError
 	if errors.As(err, &nl) {
 		fmt.Println(errors.Is(err, raft.ErrNotLeader), nl.LeaderID == leader.ID())
 	}
 	// Output:
 	// true true
+}
+
+// A follower forwards a proposal to the leader and returns the leader's
+// typed answer; in a session, a retry of the same Seq (here through
+// another node) is applied once and returns the original result.
+func ExampleRaft_OpenSession() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nodes, stop := startCluster(ctx, 3)
+	defer stop()
+	leader, follower := nodes[0], nodes[1]
+	waitUntil(ctx, func() bool { return follower.Status().Leader == leader.ID() })
+
+	sess, err := follower.OpenSession(ctx) // forwarded to the leader
+	if err != nil {
+		panic(err)
+	}
+	seq := sess.Next()
+	first, err := follower.Propose(ctx, Cmd{Op: "deposit", Amount: 10}, seq).Wait(ctx)
+	fmt.Println("first:", first.Value, err, first.Index > 0)
+	// The answer was lost, say: retry with the same Seq, anywhere.
+	again, err := leader.Propose(ctx, Cmd{Op: "deposit", Amount: 10}, seq).Wait(ctx)
+	fmt.Println("retry:", again.Value, err, again.Index == first.Index)
+	next, _ := leader.Propose(ctx, Cmd{Op: "deposit", Amount: 1}, sess.Next()).Wait(ctx)
+	fmt.Println("next:", next.Value)
+	// Output:
+	// first: 10 <nil> true
+	// retry: 10 <nil> true
+	// next: 11
 }
 
 // TransferLeadership hands leadership to another voter, e.g. before the

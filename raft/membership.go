@@ -39,7 +39,7 @@ func (r *Raft[C, R, E]) waitCaughtUp(ctx context.Context, id NodeID) error {
 		}
 		// Caught up: it holds the configuration that added it (so it has
 		// answered at least once) and is within the allowed lag.
-		if s := r.Status(); match >= s.ConfigIndex && s.Commit <= match+r.d.cfg.MaxCatchUpLag {
+		if s := r.Status(); match >= s.ConfigIndex && s.Commit <= match+r.d.cfg.maxCatchUpLag() {
 			return nil
 		}
 		select {

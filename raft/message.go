@@ -36,6 +36,26 @@ const (
 	// MsgTimeoutNow tells a caught-up follower to campaign at once
 	// (leadership transfer, thesis §3.10).
 	MsgTimeoutNow
+	// MsgReadIndex asks the leader for a read index (thesis §6.4) on behalf
+	// of a follower or learner. Context is the asker's request ID; Lease
+	// lets the leader answer from its lease.
+	MsgReadIndex
+	// MsgReadIndexResp answers MsgReadIndex: Index is the read index for
+	// request Context, or Reject is set if the read was not confirmed.
+	MsgReadIndexResp
+	// MsgPropose forwards a proposal from a follower or learner to the
+	// leader (not seen by the core): Context identifies it, Entries[0].Data
+	// is the encoded command, Hint the response mode (0 Applied, 1
+	// Committed). With Context 0 it carries a batch of proposals in one
+	// mode, each entry's Index its ID.
+	MsgPropose
+	// MsgProposeResp answers MsgPropose: on success Index and LogTerm are
+	// the entry's index and term and Entries hold the encoded response and,
+	// if the application rejected the command, its encoded error; with
+	// Reject, Hint is an error code and Entries[0].Data the error's text,
+	// and Leader names the leader the responder knows. With Context 0 it
+	// carries a batch of answers, one per entry (forward_batch.go).
+	MsgProposeResp
 )
 
 // String returns the message type's name.
@@ -61,17 +81,31 @@ func (t MessageType) String() string {
 		return "Snap"
 	case MsgTimeoutNow:
 		return "TimeoutNow"
+	case MsgReadIndex:
+		return "ReadIndex"
+	case MsgReadIndexResp:
+		return "ReadIndexResp"
+	case MsgPropose:
+		return "Propose"
+	case MsgProposeResp:
+		return "ProposeResp"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
 
 // Valid reports whether t is a known message type.
-func (t MessageType) Valid() bool { return t >= MsgVote && t <= MsgTimeoutNow }
+func (t MessageType) Valid() bool { return t >= MsgVote && t <= MsgProposeResp }
+
+// forCore reports whether the core handles t: the proposal forwarding
+// messages are the driver's.
+func (t MessageType) forCore() bool {
+	return t.Valid() && t != MsgPropose && t != MsgProposeResp
+}
 
 // IsResponse reports whether t answers another message.
 func (t MessageType) IsResponse() bool {
 	switch t {
-	case MsgVoteResp, MsgPreVoteResp, MsgAppResp, MsgHeartbeatResp:
+	case MsgVoteResp, MsgPreVoteResp, MsgAppResp, MsgHeartbeatResp, MsgReadIndexResp, MsgProposeResp:
 		return true
 	}
 	return false
@@ -84,25 +118,34 @@ func (t MessageType) IsResponse() bool {
 // Ownership: once a Message is handed to a Transport, neither side modifies
 // it; Entries' Data may be shared read-only.
 type Message struct {
-	Type    MessageType `msgpack:"y"`
-	From    NodeID      `msgpack:"f"`
-	To      NodeID      `msgpack:"o"`
-	Term    uint64      `msgpack:"t"`
-	LogTerm uint64      `msgpack:"lt"`
-	Index   uint64      `msgpack:"i"`
-	Commit  uint64      `msgpack:"c"`
-	Entries []Entry     `msgpack:"e"`
-	Reject  bool        `msgpack:"r"`
+	Type    MessageType
+	From    NodeID
+	To      NodeID
+	Term    uint64
+	LogTerm uint64
+	Index   uint64
+	Commit  uint64
+	Entries []Entry
+	Reject  bool
 	// Hint is, on a rejected MsgAppResp, the index the leader should probe
 	// next from the follower's point of view; HintTerm is the follower's term
 	// at Hint (0 if none).
-	Hint     uint64 `msgpack:"h"`
-	HintTerm uint64 `msgpack:"ht"`
+	Hint     uint64
+	HintTerm uint64
 	// Snapshot describes the snapshot of a MsgSnap.
-	Snapshot *SnapshotMeta `msgpack:"s"`
+	Snapshot *SnapshotMeta
 	// Transfer marks a MsgVote sent because of leadership transfer: voters
 	// grant it even while they hear from a current leader.
-	Transfer bool `msgpack:"x"`
+	Transfer bool
+	// Context numbers a MsgHeartbeat broadcast (echoed by MsgHeartbeatResp)
+	// or identifies a read request (MsgReadIndex, MsgReadIndexResp).
+	Context uint64
+	// Lease lets the leader answer a MsgReadIndex from its lease.
+	Lease bool
+	// Leader is, on a rejected MsgVoteResp or MsgPreVoteResp, the leader
+	// the responder follows (empty if none): a node whose configuration
+	// misses its leader learns it this way.
+	Leader NodeID
 }
 
 // String renders m for logs.

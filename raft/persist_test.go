@@ -154,3 +154,67 @@ func TestStoreWritesNeverOverlap(t *testing.T) {
 		}
 	}
 }
+
+// A follower writes its log on a writer goroutine too: while its write is
+// stalled it keeps answering heartbeats (no election starts) and it does
+// not acknowledge what is not durable, so with both followers stalled
+// nothing commits; once the writes complete everything does.
+func TestFollowerWritesInFlight(t *testing.T) {
+	c, gs := gatedCluster(t)
+	lead := c.leader()
+	c.mustPut("warm", "up")
+	term := c.nodes[lead].Status().Term
+	before := c.nodes[lead].Status().Commit
+	// A follower adopts the leader's term only once it has saved it, so
+	// both must have done so before their writes stall.
+	for _, id := range c.ids {
+		waitFor(t, string(id)+" to follow "+string(lead)+" in its term", 5*time.Second, func() bool {
+			s := c.nodes[id].Status()
+			return s.Term == term && s.Leader == lead
+		})
+	}
+	for _, id := range c.ids {
+		if id != lead {
+			gs[id].close()
+		}
+	}
+	ctx := ctxT(t)
+	futs := make([]*raft.Future[string, *kvError], 0, 5)
+	for i := range 5 {
+		futs = append(futs, c.nodes[lead].Propose(ctx, kvCmd{Op: "put", Key: fmt.Sprint("f", i), Val: "v"}, raft.Committed))
+	}
+	// Many heartbeat intervals pass with the followers' writes stalled.
+	deadline := time.Now().Add(20 * testConfig("n1").TickInterval * time.Duration(testConfig("n1").ElectionTicks))
+	for time.Now().Before(deadline) {
+		if s := c.nodes[lead].Status(); s.Commit > before {
+			t.Fatalf("the leader committed %d with both followers' writes stalled (was %d): an acknowledgement left before it was durable", s.Commit, before)
+		}
+		for _, id := range c.ids {
+			if s := c.nodes[id].Status(); s.Term != term {
+				t.Fatalf("%s moved to term %d while its write was stalled: it stopped answering the leader", id, s.Term)
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded by the deadline: the state must not change
+	}
+	stalled := 0
+	for _, id := range c.ids {
+		if id != lead && gs[id].blocked.Load() {
+			stalled++
+		}
+	}
+	if stalled == 0 {
+		t.Fatal("no follower write was stalled: the test proves nothing")
+	}
+	for _, id := range c.ids {
+		gs[id].open()
+	}
+	for i, f := range futs {
+		if _, err := f.Wait(ctx); err != nil {
+			t.Fatalf("proposal %d after the writes completed: %v", i, err)
+		}
+	}
+}
+
+// SavesInline is false: a gated Save must run on the writer goroutine,
+// never hold up the driver.
+func (s *gatedStore) SavesInline() bool { return false }

@@ -29,18 +29,22 @@ const (
 )
 
 // push appends v unless the queue is full or closed.
-func (q *queue[T]) push(v T) pushResult {
+func (q *queue[T]) push(v T) pushResult { return q.pushAll([]T{v}) }
+
+// pushAll appends every item of vs, or none if the queue is closed or
+// they would take a bounded queue past its limit (pushFull).
+func (q *queue[T]) pushAll(vs []T) pushResult {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return pushClosed
 	}
-	if q.limit > 0 && len(q.items) >= q.limit {
+	if q.limit > 0 && len(q.items)+len(vs) > q.limit {
 		q.mu.Unlock()
 		return pushFull
 	}
-	q.items = append(q.items, v)
-	first := len(q.items) == 1
+	first := len(q.items) == 0
+	q.items = append(q.items, vs...)
 	q.mu.Unlock()
 	if first {
 		select {
@@ -74,11 +78,4 @@ func (q *queue[T]) close() []T {
 	out := q.items
 	q.items = nil
 	return out
-}
-
-// len returns the number of queued items.
-func (q *queue[T]) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
 }

@@ -28,8 +28,8 @@ func (v slowView) Write(w io.Writer) error {
 	return v.StateSnapshot.Write(w)
 }
 
-func (s *slowSnapKV) Snapshot() (raft.StateSnapshot, error) {
-	v, err := s.kvSM.Snapshot()
+func (s *slowSnapKV) Snapshot(meta raft.SnapshotMeta) (raft.StateSnapshot, error) {
+	v, err := s.kvSM.Snapshot(meta)
 	return slowView{StateSnapshot: v, gate: s.gate}, err
 }
 

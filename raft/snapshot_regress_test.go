@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +53,9 @@ func TestSnapshotInstallRacesApply(t *testing.T) {
 }
 
 // Regression: the newest stored snapshot never moves backwards, even when
-// an older snapshot arrives after a newer one was installed.
+// an older snapshot arrives after a newer one was installed — here from a
+// node that is no member, which is refused outright (older snapshots from
+// members are covered by TestSnapshotFromDeposedLeaderNotStored).
 func TestSnapshotIndexNeverMovesBackwards(t *testing.T) {
 	c := newCluster(t, 3, smallSnapshots(20, 5))
 	var last uint64
@@ -75,8 +78,9 @@ func TestSnapshotIndexNeverMovesBackwards(t *testing.T) {
 	m := raft.Message{Type: raft.MsgSnap, From: "ghost", To: target, Term: c.nodes[target].Status().Term, Snapshot: &old}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := tr.SendSnapshot(ctx, raft.Peer{ID: target, Addr: string(target)}, m, bytes.NewReader(data)); err != nil {
-		t.Fatalf("stale snapshot: %v (it should be accepted and ignored)", err)
+	err := tr.SendSnapshot(ctx, raft.Peer{ID: target, Addr: string(target)}, m, bytes.NewReader(data))
+	if err == nil || !strings.Contains(err.Error(), "not a member") {
+		t.Fatalf("snapshot from a non-member: %v, want it refused as not a member", err)
 	}
 	after, _ := c.stores[target].LatestSnapshot()
 	if after.Index < before.Index {
@@ -128,6 +132,11 @@ func TestSnapshotCrashMidInstallResumes(t *testing.T) {
 		_ = nd.Shutdown(ctx)
 		_ = tr.Close()
 	}()
+	select {
+	case <-nd.Restored():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the startup restore did not finish")
+	}
 	if s := nd.Status(); s.Applied != 50 || s.Commit < 50 {
 		t.Fatalf("applied %d commit %d after restart, want 50", s.Applied, s.Commit)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,6 +72,7 @@ func TestSnapshotRestart(t *testing.T) {
 		return err == nil
 	})
 	c.restart(id)
+	<-c.nodes[id].Restored() // the startup restore runs after New returns
 	if c.sms[id].restores != 1 {
 		t.Fatalf("restarted node restored %d snapshots at start, want 1", c.sms[id].restores)
 	}
@@ -118,5 +120,78 @@ func TestSnapshotBoundsLog(t *testing.T) {
 			lastIdx, _ := c.stores[id].LastIndex()
 			return lastIdx-first+1 <= threshold+trailing+2
 		})
+	}
+}
+
+// TrailingLogs: raft.Zero keeps no entry behind a snapshot (a plain 0 means
+// the default, 1024).
+func TestTrailingLogsZero(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *raft.Config) { cfg.TrailingLogs = raft.Zero; cfg.DisableAutoSnapshot = true })
+	lead := c.leader()
+	var last uint64
+	for i := 0; i < 20; i++ {
+		last = c.mustPut(fmt.Sprintf("k%d", i), "v")
+	}
+	c.waitApplied(last)
+	meta, err := c.nodes[lead].Snapshot(readCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the log compacted to the snapshot", 5*time.Second, func() bool {
+		first, err := c.stores[lead].FirstIndex()
+		return err == nil && first == meta.Index+1
+	})
+	bad := testConfig("n9")
+	bad.MaxBatch = -1
+	if err := bad.Validate(); !errors.Is(err, raft.ErrInvalidConfig) {
+		t.Fatalf("negative MaxBatch: %v", err)
+	}
+}
+
+// Snapshot and Restore know where they are: the index, term and
+// configuration of the last entry the snapshot covers, the same on the
+// node that took it and on the one that installed it.
+func TestSnapshotterGetsMeta(t *testing.T) {
+	c := newCluster(t, 3, smallSnapshots(10, 2))
+	lead := c.leader()
+	lag := c.followerOf(lead)
+	c.net.Isolate(lag)
+	for i := 0; i < 40; i++ {
+		c.mustPut("k", fmt.Sprint(i))
+	}
+	c.net.Heal()
+	c.waitApplied(c.nodes[lead].Status().Commit)
+	snap, err := c.stores[lead].LatestSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sms[lead].mu.Lock()
+	taken := slices.Clone(c.sms[lead].snapMetas)
+	c.sms[lead].mu.Unlock()
+	if len(taken) == 0 {
+		t.Fatal("the leader's state machine was never asked for a snapshot")
+	}
+	for _, m := range taken {
+		if m.Index == 0 || m.Term == 0 || len(m.Configuration.Servers) != 3 || m.ConfigIndex == 0 {
+			t.Fatalf("Snapshot got %+v", m)
+		}
+	}
+	if last := taken[len(taken)-1]; last.Index != snap.Index || last.Term != snap.Term {
+		t.Fatalf("last Snapshot meta %+v, stored snapshot %+v", last, snap)
+	}
+	c.sms[lag].mu.Lock()
+	restored := slices.Clone(c.sms[lag].restoreMetas)
+	c.sms[lag].mu.Unlock()
+	if len(restored) == 0 {
+		t.Fatalf("%s caught up without a snapshot", lag)
+	}
+	for _, m := range restored {
+		term, err := c.stores[lead].Term(m.Index)
+		if err != nil && !errors.Is(err, raft.ErrCompacted) {
+			t.Fatal(err)
+		}
+		if (err == nil && term != m.Term) || m.Index == 0 || len(m.Configuration.Servers) != 3 {
+			t.Fatalf("Restore got %+v (leader's term at %d: %d)", m, m.Index, term)
+		}
 	}
 }

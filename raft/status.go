@@ -2,6 +2,9 @@ package raft
 
 // Status is a snapshot of a node's state, published by the driver after
 // every batch of work and read without locks.
+//
+// Ownership: a Status and its slices (Configuration, Peers) are the
+// caller's: every call returns fresh copies.
 type Status struct {
 	ID     NodeID
 	State  State
@@ -21,6 +24,12 @@ type Status struct {
 	ConfigIndex   uint64
 	// Transferee is the target of a leadership transfer in progress.
 	Transferee NodeID
+	// Removed: the node holds a configuration it is not a member of (it was
+	// removed, or not added yet after a restart on an old store).
+	Removed bool
+	// Peers is, on the leader, each member's replication progress (the
+	// leader included), refreshed every tick; nil on other nodes.
+	Peers []PeerStatus
 }
 
 // Joint reports whether the node is in a joint configuration C(old,new).

@@ -21,6 +21,11 @@ const (
 	EntryNoop
 	// EntryConfig carries an encoded Configuration (§6).
 	EntryConfig
+	// EntrySession carries a client session's bookkeeping: opening or
+	// closing a session, or a command tagged with its session and sequence
+	// number (see Session). The framework decodes it; the state machine
+	// sees only the command inside.
+	EntrySession
 )
 
 // String returns the entry type's name.
@@ -32,18 +37,24 @@ func (t EntryType) String() string {
 		return "noop"
 	case EntryConfig:
 		return "config"
+	case EntrySession:
+		return "session"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }
+
+// Valid reports whether t is a known entry type. Transports and stores
+// refuse entries of other types as malformed.
+func (t EntryType) Valid() bool { return t <= EntrySession }
 
 // Entry is one record of the replicated log. Entries are immutable once
 // created: whoever receives one (storage, transport, state machine) must not
 // modify its Data, and may keep a reference to it.
 type Entry struct {
-	Index uint64    `msgpack:"i"`
-	Term  uint64    `msgpack:"t"`
-	Type  EntryType `msgpack:"y"`
-	Data  []byte    `msgpack:"d"`
+	Index uint64
+	Term  uint64
+	Type  EntryType
+	Data  []byte
 }
 
 // Size returns an estimate of the entry's encoded size in bytes, used for
@@ -55,9 +66,9 @@ func (e *Entry) Size() uint64 { return uint64(len(e.Data)) + 24 }
 // commit index that is a lower bound of the cluster's commit index (it lets a
 // restarted node apply committed entries before it hears from a leader).
 type HardState struct {
-	Term   uint64 `msgpack:"t"`
-	Vote   NodeID `msgpack:"v"`
-	Commit uint64 `msgpack:"c"`
+	Term   uint64
+	Vote   NodeID
+	Commit uint64
 }
 
 // IsZero reports whether hs is the zero HardState of a fresh node.

@@ -1,7 +1,7 @@
 // Package cluster starts an in-process typedraft cluster over any
 // combination of store (memory, pebble) and transport (inmem, tcp on
-// loopback) for benchmarks, and offers a workload.Op that proposes to the
-// current leader.
+// loopback) for benchmarks, and offers workload.Ops that write (to the
+// current leader, through a follower, in a session) and read it.
 package cluster
 
 import (
@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/typedraft/typedraft/benchmarks/workload"
 	"github.com/typedraft/typedraft/raft"
@@ -67,12 +69,19 @@ type Node = raft.Raft[[]byte, uint64, *Error]
 
 // Cluster is a running in-process cluster.
 //
-// Concurrency: Apply and Leader are safe for concurrent use; Close must
-// not run concurrently with them.
+// Concurrency: Apply, the other operations and Leader are safe for
+// concurrent use; Close must not run concurrently with them.
 type Cluster struct {
-	Nodes   []*Node
-	closers []io.Closer
-	leader  atomic.Pointer[Node]
+	Nodes []*Node
+	// FSMs are the nodes' state machines, FSMs[i] Nodes[i]'s. They belong
+	// to the nodes' apply goroutines: read them only from raft.Read or
+	// raft.Query.
+	FSMs     []*FSM
+	closers  []io.Closer
+	leader   atomic.Pointer[Node]
+	counters []*counters
+	synced   bool
+	sess     sessions
 }
 
 // Start creates, bootstraps and starts a cluster and waits (bounded by
@@ -114,7 +123,14 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			servers[i] = raft.Server{ID: ids[i], Addr: t.Addr()}
 		}
 	}
+	c.synced = o.Store == "pebble"
+	cnts := make([]*counters, o.Nodes)
+	for i := range cnts {
+		cnts[i] = &counters{}
+		transports[i] = countingTransport{Transport: transports[i], n: cnts[i]}
+	}
 	for i, id := range ids {
+		cnt := cnts[i]
 		var st raft.Storage
 		switch o.Store {
 		case "memory":
@@ -122,7 +138,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			c.closers = append(c.closers, m)
 			st = m
 		case "pebble":
-			p, err := pebble.Open(filepath.Join(o.Dir, string(id)), nil)
+			p, err := pebble.Open(filepath.Join(o.Dir, string(id)), &pebble.Options{FS: countingFS{FS: vfs.Default, n: cnt}})
 			if err != nil {
 				return nil, fmt.Errorf("cluster: node %s: %w", id, err)
 			}
@@ -133,11 +149,14 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		if o.Configure != nil {
 			o.Configure(&cfg)
 		}
-		n, err := raft.New(cfg, &FSM{}, st, transports[i])
+		fsm := &FSM{}
+		n, err := raft.New(cfg, fsm, &countingStore{Storage: st, n: cnt}, transports[i])
 		if err != nil {
 			return nil, fmt.Errorf("cluster: node %s: %w", id, err)
 		}
 		c.Nodes = append(c.Nodes, n)
+		c.FSMs = append(c.FSMs, fsm)
+		c.counters = append(c.counters, cnt)
 		if err := n.Bootstrap(ctx, servers); err != nil {
 			return nil, fmt.Errorf("cluster: bootstrap %s: %w", id, err)
 		}
@@ -175,18 +194,22 @@ func (c *Cluster) Leader() *Node { return c.leader.Load() }
 // leader (bounded by ctx) and returns the error; the caller retries.
 // Apply does not retain cmd: the node encodes its own copy.
 func (c *Cluster) Apply(ctx context.Context, cmd []byte) error {
-	n := c.leader.Load()
-	if n == nil {
-		var err error
-		if n, err = c.WaitLeader(ctx); err != nil {
-			return err
-		}
-	}
-	_, appErr, err := n.Apply(ctx, cmd)
+	// The benchmark targets the leader itself: a forwarded write is
+	// measured separately (the follower workload).
+	return c.applyOnLeader(ctx, cmd, raft.NoForward)
+}
+
+// applyOnLeader applies cmd on the leader with opts; a failure that
+// says it is no longer the leader makes the next request look it up
+// again.
+func (c *Cluster) applyOnLeader(ctx context.Context, cmd []byte, opts ...raft.ProposeOption) error {
+	n, err := c.leaderNode(ctx)
 	if err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			c.leader.CompareAndSwap(n, nil)
-		}
+		return err
+	}
+	_, appErr, err := n.Apply(ctx, cmd, opts...)
+	if err != nil {
+		c.forgetLeader(n, err)
 		return err
 	}
 	if appErr != nil {
@@ -195,7 +218,7 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) error {
 	return nil
 }
 
-// Op adapts Apply to workload.Op.
+// Op adapts Apply to workload.Op: the write workload.
 func (c *Cluster) Op() workload.Op {
 	return func(ctx context.Context, _ int, cmd []byte) error { return c.Apply(ctx, cmd) }
 }
@@ -216,6 +239,6 @@ func (c *Cluster) Close() error {
 			errs = append(errs, fmt.Errorf("cluster: close: %w", err))
 		}
 	}
-	c.Nodes, c.closers = nil, nil
+	c.Nodes, c.FSMs, c.closers = nil, nil, nil
 	return errors.Join(errs...)
 }

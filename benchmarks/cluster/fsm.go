@@ -28,20 +28,29 @@ type FSM struct {
 	bytes uint64
 }
 
-// Apply counts cmd and returns the number of commands applied so far.
+// Apply counts cmd and returns the number of commands applied so far. An
+// empty cmd is a read through the log (ReadCommand): it changes nothing
+// and returns the count.
 func (f *FSM) Apply(_ uint64, cmd []byte) (uint64, *Error) {
+	if len(cmd) == 0 {
+		return f.count, nil
+	}
 	f.count++
 	f.bytes += uint64(len(cmd))
 	return f.count, nil
 }
 
+// Count returns the number of commands applied: what a read reads. Call
+// it only on the apply goroutine (from raft.Read or raft.Query).
+func (f *FSM) Count() uint64 { return f.count }
+
 // Snapshot returns a copy of the counters.
-func (f *FSM) Snapshot() (raft.StateSnapshot, error) {
+func (f *FSM) Snapshot(raft.SnapshotMeta) (raft.StateSnapshot, error) {
 	return fsmSnapshot{count: f.count, bytes: f.bytes}, nil
 }
 
 // Restore replaces the counters with the 16 bytes written by a snapshot.
-func (f *FSM) Restore(r io.Reader) error {
+func (f *FSM) Restore(_ raft.SnapshotMeta, r io.Reader) error {
 	var b [16]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return fmt.Errorf("cluster: restore counters: %w", err)

@@ -35,14 +35,14 @@ func TestSortAndRatios(t *testing.T) {
 	if got := strings.Join(order, " "); got != want {
 		t.Fatalf("order %q, want %q", got, want)
 	}
-	ratios := Ratios(rs)
+	ratios := Ratios(rs, "hashicorp")
 	if len(ratios) != 2 {
 		t.Fatalf("ratios %v", ratios)
 	}
-	if v := ratios[workload.Key{Durable: true, Transport: "tcp", Nodes: 3, Clients: 1, Payload: 128}]; v != 4 {
+	if v := ratios[workload.Key{Op: workload.OpWrite, Durable: true, Transport: "tcp", Nodes: 3, Clients: 1, Payload: 128}]; v != 4 {
 		t.Fatalf("durable ratio %v, want 4", v)
 	}
-	if v := ratios[workload.Key{Durable: false, Transport: "inmem", Nodes: 3, Clients: 1, Payload: 128}]; v != 5 {
+	if v := ratios[workload.Key{Op: workload.OpWrite, Durable: false, Transport: "inmem", Nodes: 3, Clients: 1, Payload: 128}]; v != 5 {
 		t.Fatalf("memory ratio %v, want 5", v)
 	}
 }
@@ -59,7 +59,7 @@ func TestWriteTable(t *testing.T) {
 	if len(lines) != 1+len(rs) {
 		t.Fatalf("%d lines:\n%s", len(lines), out)
 	}
-	for _, want := range []string{"vs hashicorp", "300,000", "4.00×", "5.00×", "0.250", "12.35", "250.0"} {
+	for _, want := range []string{"vs hashicorp", "vs dragonboat", "300,000", "4.00×", "5.00×", "0.250", "12.35", "250.0"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("table lacks %q:\n%s", want, out)
 		}
@@ -68,7 +68,7 @@ func TestWriteTable(t *testing.T) {
 	if err := WriteMarkdown(&md, rs); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(md.String(), "\n"); n != 2+len(rs) || !strings.Contains(md.String(), "| typedraft | pebble | tcp | 3 | 1 | 128 | 4,000 |") {
+	if n := strings.Count(md.String(), "\n"); n != 2+len(rs) || !strings.Contains(md.String(), "| typedraft | write | pebble | tcp | 3 | 1 | 128 | 4,000 |") {
 		t.Fatalf("markdown:\n%s", md.String())
 	}
 }
@@ -128,5 +128,87 @@ func TestFormatting(t *testing.T) {
 		if top != wantTop || step <= 0 || top < v {
 			t.Errorf("niceScale(%v) = %v, %v; want top %v", v, top, step, wantTop)
 		}
+	}
+}
+
+// Reads sort after the writes of their configuration, show their saves
+// and fsyncs per request (exactly "0" when none, "-" for fsyncs of a
+// store that never syncs), get their own chart lines, and are never
+// compared with hashicorp/raft's writes.
+func TestReadsInTableAndChart(t *testing.T) {
+	rs := sample()
+	idx := func(ops uint64, saves, fsyncs uint64) workload.Result {
+		return workload.Result{System: "typedraft", Op: workload.OpReadIndex, Store: "pebble", Transport: "tcp", Durable: true, Nodes: 3,
+			Clients: 1, Ops: ops, OpsPerSec: 9000, P50us: 100, P99us: 300, Maxus: 900,
+			Storage: &workload.StorageCounts{Saves: saves, Fsyncs: fsyncs, Synced: true}}
+	}
+	lease := idx(1000, 0, 0)
+	lease.Op, lease.Store, lease.Transport, lease.Durable, lease.Storage.Synced = workload.OpReadLease, "memory", "inmem", false, false
+	rs = append(rs, idx(1000, 0, 0), lease)
+	w := rs[2] // typedraft pebble/tcp write
+	w.Ops, w.Storage = 4000, &workload.StorageCounts{Saves: 8000, Fsyncs: 10000, Synced: true}
+	rs[2] = w
+	Sort(rs)
+	if rs[0].OpName() != workload.OpWrite || rs[2].Op != workload.OpReadIndex {
+		t.Fatalf("order: %+v", rs[:3])
+	}
+	ratios := Ratios(rs, "hashicorp")
+	if _, ok := ratios[rs[2].Key()]; ok {
+		t.Fatal("a read was compared with hashicorp/raft")
+	}
+	var md strings.Builder
+	if err := WriteMarkdown(&md, rs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| typedraft | write | pebble | tcp | 3 | 1 | 128 | 4,000 | 0.250 | 0.900 | 12.35 | 250.0 | 2.000 | 2.500 |",
+		"| typedraft | read-index | pebble | tcp | 3 | 1 | 0 | 9,000 | 0.100 | 0.000 | 0.300 | 0.900 | 0 | 0 |",
+		"| typedraft | read-lease | memory | inmem | 3 | 1 | 0 | 9,000 | 0.100 | 0.000 | 0.300 | 0.900 | 0 | - |",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Fatalf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	var svg strings.Builder
+	if err := WriteSVG(&svg, rs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(svg.String(), "typedraft read-index pebble/tcp 3n") {
+		t.Fatalf("svg has no read-index series:\n%s", svg.String())
+	}
+	for v, want := range map[float64]string{0: "0", 0.004: "0.004", 0.25: "0.250", 2.5: "2.500", 12: "12.0"} {
+		if got := ratio(v); got != want {
+			t.Errorf("ratio(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// Medians folds repeated runs field by field, keeps single runs as they
+// are, and keeps the order of first appearance.
+func TestMedians(t *testing.T) {
+	run := func(op string, round int, ops uint64, opsPerSec, p99 float64, saves uint64) workload.Result {
+		return workload.Result{System: "typedraft", Op: op, Store: "pebble", Transport: "tcp", Durable: true, Nodes: 3, Clients: 64,
+			Round: round, Ops: ops, OpsPerSec: opsPerSec, P99us: p99, Storage: &workload.StorageCounts{Saves: saves, Synced: true}}
+	}
+	rs := []workload.Result{
+		run(workload.OpReadIndex, 1, 100, 10, 5, 0),
+		run(workload.OpReadLog, 1, 10, 1, 50, 20),
+		run(workload.OpReadIndex, 2, 300, 30, 1, 3),
+		run(workload.OpReadIndex, 3, 200, 20, 9, 0),
+		{System: "hashicorp", Store: "boltdb", Transport: "tcp", Durable: true, Nodes: 3, Clients: 64, OpsPerSec: 7},
+	}
+	got := Medians(rs)
+	if len(got) != 3 {
+		t.Fatalf("%d results: %+v", len(got), got)
+	}
+	m := got[0]
+	if m.Op != workload.OpReadIndex || m.Runs != 3 || m.Round != 0 || m.OpsPerSec != 20 || m.P99us != 5 || m.Ops != 200 || m.Storage.Saves != 0 {
+		t.Fatalf("median %+v (storage %+v)", m, m.Storage)
+	}
+	if got[1].Op != workload.OpReadLog || got[1].Runs != 0 || got[1].Round != 1 || got[2].System != "hashicorp" {
+		t.Fatalf("single runs changed or reordered: %+v", got[1:])
+	}
+	if rs[0].OpsPerSec != 10 {
+		t.Fatal("input modified")
 	}
 }

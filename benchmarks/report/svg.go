@@ -34,8 +34,8 @@ const (
 
 // WriteSVG writes a self-contained SVG chart with two panels, throughput
 // (ops/s) and p99 latency (ms) against the number of clients, with one
-// line per system × store × transport × nodes × payload: solid for
-// typedraft, dashed for hashicorp/raft. It returns an error if rs is
+// line per system × operation × store × transport × nodes × payload: solid for
+// typedraft, dashed for hashicorp/raft, dotted for dragonboat. It returns an error if rs is
 // empty or w fails.
 func WriteSVG(w io.Writer, rs []workload.Result) error {
 	if len(rs) == 0 {
@@ -50,10 +50,13 @@ func WriteSVG(w io.Writer, rs []workload.Result) error {
 		if !slices.Contains(clients, r.Clients) {
 			clients = append(clients, r.Clients)
 		}
-		label := fmt.Sprintf("%s %s/%s %dn %dB", r.System, r.Store, r.Transport, r.Nodes, r.Payload)
+		label := fmt.Sprintf("%s %s/%s %dn %dB", systemLabel(r), r.Store, r.Transport, r.Nodes, r.Payload)
+		if op := r.OpName(); op != workload.OpWrite {
+			label = fmt.Sprintf("%s %s %s/%s %dn", systemLabel(r), op, r.Store, r.Transport, r.Nodes)
+		}
 		s := byLabel[label]
 		if s == nil {
-			ck := fmt.Sprintf("%v/%s/%d/%d", r.Durable, r.Transport, r.Nodes, r.Payload)
+			ck := fmt.Sprintf("%s/%v/%s/%d/%d", r.OpName(), r.Durable, r.Transport, r.Nodes, r.Payload)
 			if _, ok := colors[ck]; !ok {
 				colors[ck] = palette[len(colors)%len(palette)]
 			}
@@ -94,9 +97,14 @@ func WriteSVG(w io.Writer, rs []workload.Result) error {
 	return nil
 }
 
+// dash is the line style of system: solid for typedraft, dashed for
+// hashicorp/raft, dotted for dragonboat.
 func dash(system string) string {
-	if system == "typedraft" {
+	switch system {
+	case "typedraft":
 		return ""
+	case "dragonboat":
+		return ` stroke-dasharray="2 3"`
 	}
 	return ` stroke-dasharray="6 4"`
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,8 +33,18 @@ type Spec struct {
 	// Duration is how long requests are measured (> 0).
 	Duration time.Duration
 	// Warmup is how long clients run before measuring starts (>= 0); its
-	// requests are neither timed nor counted.
+	// requests are neither timed nor counted. With no warm-up, clients
+	// start when the window opens and every request completed before it
+	// closes counts.
 	Warmup time.Duration
+	// Window, if set, is called by Run with true when the measured window
+	// opens and with false when it closes (or Run returns early), each
+	// exactly once and from one goroutine, so that counters outside the
+	// workload (fsyncs, Saves) can be sampled over the same window: Run
+	// counts the requests completed after window(true) has returned and
+	// before window(false) is called, so a window timer that fires late
+	// on a busy machine shifts both alike.
+	Window func(open bool)
 }
 
 // Limits that Spec.Validate enforces, so that a typo cannot allocate
@@ -67,7 +78,9 @@ type Measurement struct {
 	Errors uint64
 	// FirstError is the first error seen in the measured window, if any.
 	FirstError error
-	// Elapsed is the length of the measured window.
+	// Elapsed is the length of the measured window as it happened (from
+	// its opening to its closing, each stamped when it took effect): about
+	// Spec.Duration, more or less when a timer fired late.
 	Elapsed time.Duration
 	// Latency holds the latency of every successful measured request.
 	Latency *Histogram
@@ -99,6 +112,33 @@ func Run(ctx context.Context, spec Spec, op Op) (Measurement, error) {
 	start := time.Now()
 	measureFrom := start.Add(spec.Warmup)
 	measureTo := measureFrom.Add(spec.Duration)
+	window := spec.Window
+	if window == nil {
+		window = func(bool) {}
+	}
+	// The window is what the watcher stamps, not what the timers asked
+	// for: opened is taken after window(true) has returned and closed
+	// before window(false) is called, so that a timer that fires late on
+	// a busy machine moves the counted requests with the counters that
+	// window samples, and Elapsed is the window's real length.
+	//
+	// Without a warm-up, clients wait for openCh, so that every request
+	// they send is counted.
+	var opened, closed atomic.Int64
+	openCh, windowDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(windowDone)
+		watchWindow(runCtx, measureFrom, measureTo, func(open bool) {
+			if open {
+				window(true)
+				opened.Store(time.Now().UnixNano())
+				close(openCh)
+				return
+			}
+			closed.Store(time.Now().UnixNano())
+			window(false)
+		})
+	}()
 
 	type clientResult struct {
 		hist     Histogram
@@ -116,15 +156,19 @@ func Run(ctx context.Context, spec Spec, op Op) (Measurement, error) {
 			cmd := make([]byte, spec.Payload)
 			_, _ = rand.Read(cmd)
 			binary.LittleEndian.PutUint32(cmd[4:], uint32(c))
+			if spec.Warmup == 0 {
+				<-openCh // watchWindow opens the window even when ctx ends
+			}
 			for seq := uint32(0); ; seq++ {
 				binary.LittleEndian.PutUint32(cmd, seq)
 				t0 := time.Now()
-				if t0.After(measureTo) || runCtx.Err() != nil {
+				if closed.Load() != 0 || runCtx.Err() != nil {
 					return
 				}
 				err := op(runCtx, c, cmd)
 				t1 := time.Now()
-				if t1.Before(measureFrom) || t1.After(measureTo) {
+				from, to := opened.Load(), closed.Load()
+				if from == 0 || t1.UnixNano() < from || to != 0 && t1.UnixNano() > to {
 					// Completed during warm-up or after the window:
 					// throughput counts completions inside the window.
 					continue
@@ -145,6 +189,10 @@ func Run(ctx context.Context, spec Spec, op Op) (Measurement, error) {
 		}()
 	}
 	wg.Wait()
+	// Every client has seen the window close or ctx end; cancel only
+	// stops the watcher's wait when ctx ended first.
+	cancel()
+	<-windowDone
 
 	m := Measurement{Latency: &Histogram{}}
 	for i := range results {
@@ -156,17 +204,31 @@ func Run(ctx context.Context, spec Spec, op Op) (Measurement, error) {
 		}
 		m.Latency.Merge(&r.hist)
 	}
-	end := time.Now()
-	if end.After(measureTo) {
-		end = measureTo
-	}
-	if end.After(measureFrom) {
-		m.Elapsed = end.Sub(measureFrom)
+	if from, to := opened.Load(), closed.Load(); to > from {
+		m.Elapsed = time.Duration(to - from)
 	}
 	if err := ctx.Err(); err != nil {
 		return m, fmt.Errorf("workload: interrupted: %w", err)
 	}
 	return m, nil
+}
+
+// watchWindow calls window(true) at from and window(false) at to, or
+// window(false) early (after window(true), if it had not run) when ctx ends.
+func watchWindow(ctx context.Context, from, to time.Time, window func(open bool)) {
+	t := time.NewTimer(time.Until(from))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	window(true)
+	t.Reset(time.Until(to))
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	window(false)
 }
 
 // ErrNoLeader is returned by cluster adapters whose Op could not find a

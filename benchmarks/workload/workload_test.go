@@ -132,7 +132,9 @@ func TestRunCountsOpsErrorsAndDistinctCommands(t *testing.T) {
 		return nil
 	}
 	spec := Spec{Clients: 4, Payload: 32, Duration: 150 * time.Millisecond, Warmup: 20 * time.Millisecond}
+	start := time.Now()
 	m, err := Run(context.Background(), spec, op)
+	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +150,9 @@ func TestRunCountsOpsErrorsAndDistinctCommands(t *testing.T) {
 	if m.Latency.Quantile(0.5) < 100*time.Microsecond {
 		t.Fatalf("median %v below the simulated service time", m.Latency.Quantile(0.5))
 	}
-	if m.Elapsed != spec.Duration {
-		t.Fatalf("elapsed %v, want %v", m.Elapsed, spec.Duration)
+	// The window's real length: no more than Run took beyond the warm-up.
+	if m.Elapsed <= 0 || m.Elapsed > took-spec.Warmup {
+		t.Fatalf("elapsed %v for a %v window in a %v run", m.Elapsed, spec.Duration, took)
 	}
 	if dups != 0 {
 		t.Fatalf("%d duplicate commands", dups)
@@ -208,7 +211,7 @@ func TestResultJSONRoundTrip(t *testing.T) {
 	if r.PeakRSSMiB != 3 || r.P50us < 250 || r.P50us > 255 || r.FirstError != "x" || r.OpsPerSec != 1 {
 		t.Fatalf("fields: %+v", r)
 	}
-	if r.Key() != (Key{Durable: true, Transport: "tcp", Nodes: 3, Clients: 1, Payload: 128}) {
+	if r.Key() != (Key{Op: OpWrite, Durable: true, Transport: "tcp", Nodes: 3, Clients: 1, Payload: 128}) {
 		t.Fatalf("key %+v", r.Key())
 	}
 	for _, bad := range []string{"not json\n", "{\"ops\":1}\n"} {
@@ -227,5 +230,83 @@ func TestParseVmHWM(t *testing.T) {
 		if _, err := parseVmHWM([]byte(bad)); err == nil {
 			t.Errorf("parseVmHWM(%q): no error", bad)
 		}
+	}
+}
+
+// Window is called once when the measured window opens (after the
+// warm-up) and once when it closes, and requests counted by Run are the
+// ones completed between the two calls.
+func TestRunWindow(t *testing.T) {
+	var mu sync.Mutex
+	var calls []bool
+	var opened, closed time.Time
+	var inWindow atomic.Uint64
+	var open atomic.Bool
+	spec := Spec{Clients: 2, Payload: 8, Duration: 100 * time.Millisecond, Warmup: 50 * time.Millisecond,
+		Window: func(o bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, o)
+			open.Store(o)
+			if o {
+				opened = time.Now()
+			} else {
+				closed = time.Now()
+			}
+		}}
+	start := time.Now()
+	m, err := Run(context.Background(), spec, func(context.Context, int, []byte) error {
+		time.Sleep(time.Millisecond)
+		if open.Load() {
+			inWindow.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 2 || !calls[0] || calls[1] {
+		t.Fatalf("window calls %v, want [true false]", calls)
+	}
+	if opened.Sub(start) < spec.Warmup || closed.Sub(start) < spec.Warmup+spec.Duration {
+		t.Fatalf("window opened %v and closed %v after the start", opened.Sub(start), closed.Sub(start))
+	}
+	// Loose: the two counts differ only by requests straddling the edges.
+	if d := int64(m.Ops) - int64(inWindow.Load()); d < -4 || d > 4 {
+		t.Fatalf("Run counted %d requests, %d completed inside the window", m.Ops, inWindow.Load())
+	}
+
+	// An interrupted run still closes the window.
+	calls = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	mu.Unlock()
+	_, err = Run(ctx, Spec{Clients: 1, Payload: 8, Duration: time.Hour, Window: spec.Window},
+		func(ctx context.Context, _ int, _ []byte) error { <-ctx.Done(); return ctx.Err() })
+	mu.Lock()
+	if err == nil || len(calls) != 2 || calls[1] {
+		t.Fatalf("interrupted run: err %v, window calls %v", err, calls)
+	}
+}
+
+func TestBucketQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	bounds := []float64{1, 2, 4, inf}
+	// 10 at most 1, 10 in (1,2], 0 in (2,4], 5 above 4.
+	counts := []uint64{10, 20, 20, 25}
+	for _, c := range []struct{ q, want float64 }{
+		{0, 0}, {0.2, 0.5}, {0.4, 1}, {0.6, 1.5}, {0.8, 2}, {0.9, 4}, {1, 4},
+	} {
+		if got := BucketQuantile(bounds, counts, c.q); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("q%.2f = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if BucketQuantile(bounds, []uint64{0, 0, 0, 0}, 0.5) != 0 || BucketQuantile(bounds, counts[:2], 0.5) != 0 || BucketQuantile(nil, nil, 0.5) != 0 {
+		t.Fatal("empty or mismatched histogram: not 0")
+	}
+	if got := BucketQuantile([]float64{inf}, []uint64{3}, 0.5); got != 0 {
+		t.Fatalf("only +Inf: %v", got)
 	}
 }

@@ -1,25 +1,27 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
-	"sync"
+
+	"github.com/typedraft/typedraft/raft"
 )
 
 // Op names a Command's operation.
 type Op string
 
-// The bank's operations.
+// The bank's operations: only writes. Reads are not commands; balance and
+// total read the state with raft.Query, which needs no log entry.
 const (
 	OpOpen     Op = "open"     // create Account with Amount
 	OpTransfer Op = "transfer" // move Amount from From to To
-	OpBalance  Op = "balance"  // read Account (through the log)
 )
 
 // Command is the application's command type C.
 type Command struct {
 	Op      Op     `msgpack:"o"`
-	Account string `msgpack:"a,omitempty"` // open, balance
+	Account string `msgpack:"a,omitempty"` // open
 	From    string `msgpack:"f,omitempty"` // transfer
 	To      string `msgpack:"t,omitempty"` // transfer
 	Amount  int64  `msgpack:"n,omitempty"` // open (initial balance), transfer
@@ -28,8 +30,7 @@ type Command struct {
 // Receipt is the application's response type R: the balances of the
 // accounts the command touched, after it.
 type Receipt struct {
-	// Balance is the balance of Account (open, balance) or of From
-	// (transfer).
+	// Balance is the balance of Account (open) or of From (transfer).
 	Balance int64
 	// ToBalance is the balance of To after a transfer.
 	ToBalance int64
@@ -69,10 +70,11 @@ func (e *BankError) Error() string {
 // Bank is the replicated state machine: account balances that never go
 // negative and whose total only changes when accounts are opened.
 //
-// Concurrency: the node calls Validate and Apply from one goroutine;
-// Total may be called from any goroutine (a lock guards the map for it).
+// Concurrency: none needed. The node calls Validate and Apply on its apply
+// goroutine, and the reads (Balance, Total) run there too, inside
+// (*raft.Raft).Read or raft.Query (see balance and total); outside a node
+// (tests) a Bank is used from one goroutine.
 type Bank struct {
-	mu       sync.RWMutex
 	balances map[string]int64
 }
 
@@ -81,8 +83,6 @@ func NewBank() *Bank { return &Bank{balances: map[string]int64{}} }
 
 // check is the deterministic rule set shared by Validate and Apply.
 func (b *Bank) check(c Command) *BankError {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
 	switch c.Op {
 	case OpOpen:
 		if c.Account == "" || c.Amount < 0 {
@@ -90,10 +90,6 @@ func (b *Bank) check(c Command) *BankError {
 		}
 		if _, ok := b.balances[c.Account]; ok {
 			return &BankError{Code: CodeAccountExists, Account: c.Account}
-		}
-	case OpBalance:
-		if _, ok := b.balances[c.Account]; !ok {
-			return &BankError{Code: CodeUnknownAccount, Account: c.Account}
 		}
 	case OpTransfer:
 		if c.Amount <= 0 || c.From == c.To {
@@ -117,7 +113,9 @@ func (b *Bank) check(c Command) *BankError {
 }
 
 // Validate runs on the leader before the command enters the log: a
-// rejected transfer costs no log entry, no fsync and no replication.
+// rejected transfer costs no log entry, no fsync and no replication. The
+// node answers a rejection only after confirming, with a read index, that
+// it reflects every write acknowledged before the command arrived.
 func (b *Bank) Validate(c Command) *BankError { return b.check(c) }
 
 // Apply runs on every node in log order. It repeats Validate's checks,
@@ -128,28 +126,66 @@ func (b *Bank) Apply(_ uint64, c Command) (Receipt, *BankError) {
 	if e := b.check(c); e != nil {
 		return Receipt{}, e
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch c.Op {
-	case OpOpen:
+	if c.Op == OpOpen {
 		b.balances[c.Account] = c.Amount
 		return Receipt{Balance: c.Amount}, nil
-	case OpTransfer:
-		b.balances[c.From] -= c.Amount
-		b.balances[c.To] += c.Amount
-		return Receipt{Balance: b.balances[c.From], ToBalance: b.balances[c.To]}, nil
-	default: // balance
-		return Receipt{Balance: b.balances[c.Account]}, nil
 	}
+	b.balances[c.From] -= c.Amount
+	b.balances[c.To] += c.Amount
+	return Receipt{Balance: b.balances[c.From], ToBalance: b.balances[c.To]}, nil
 }
 
-// Total returns the sum of all balances in this node's copy.
+// Balance returns account's balance in this node's copy, or an
+// unknown_account *BankError. It reads the state: call it inside Read or
+// Query (as balance does), never concurrently with Apply.
+func (b *Bank) Balance(account string) (int64, *BankError) {
+	bal, ok := b.balances[account]
+	if !ok {
+		return 0, &BankError{Code: CodeUnknownAccount, Account: account}
+	}
+	return bal, nil
+}
+
+// Total returns the sum of all balances in this node's copy. Like
+// Balance, it runs inside Read or Query.
 func (b *Bank) Total() int64 {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
 	var t int64
 	for _, v := range b.balances {
 		t += v
 	}
 	return t
+}
+
+// balanceRead is what balance's read returns: the typed value, or the
+// application's error.
+type balanceRead struct {
+	balance int64
+	err     *BankError
+}
+
+// balance reads account's balance on node, whose state machine is bank,
+// with a linearizable read (raft.Query with raft.ReadLinearizable): on any
+// node, leader or follower, it sees every transfer acknowledged before the
+// call, and it writes nothing to the log. It returns the balance, an
+// unknown_account *BankError (match it with errors.As), or raft's
+// infrastructure error (a *raft.NotLeaderError when no leader is known,
+// raft.ErrNotConfirmed, ctx's error, raft.ErrShutdown; all safe to retry).
+func balance(ctx context.Context, node *Node, bank *Bank, account string) (int64, error) {
+	r, err := raft.Query(ctx, node, raft.ReadLinearizable, func() balanceRead {
+		bal, e := bank.Balance(account)
+		return balanceRead{bal, e}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return r.balance, nil
+}
+
+// total reads the sum of all balances on node, whose state machine is
+// bank, with a linearizable read, like balance.
+func total(ctx context.Context, node *Node, bank *Bank) (int64, error) {
+	return raft.Query(ctx, node, raft.ReadLinearizable, bank.Total)
 }

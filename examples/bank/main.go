@@ -3,7 +3,9 @@
 // (insufficient funds, unknown account — the application's own
 // *BankError), re-checked deterministically in Apply, and answered either
 // once applied (with the new balances) or once committed (with the log
-// position only).
+// position only). Balances are read without the log, with a typed
+// raft.Query (see balance): linearizable on the leader and on a follower
+// alike.
 //
 //	go run ./examples/bank
 //
@@ -75,6 +77,17 @@ func startCluster(ctx context.Context) (*cluster, error) {
 	return c, nil
 }
 
+// follower returns a node other than the one named lead.
+func (c *cluster) follower(lead raft.NodeID) *Node {
+	for id, n := range c.nodes {
+		if id != lead {
+			return n
+		}
+	}
+	return nil
+}
+
+// leader polls until a node leads and returns it.
 func (c *cluster) leader(ctx context.Context) (*Node, error) {
 	for {
 		for _, n := range c.nodes {
@@ -181,30 +194,40 @@ func run(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("%d of the two transfers rejected, want exactly 1", rejected)
 	}
 
-	res, err = apply(Command{Op: OpBalance, Account: "alice"})
-	if err != nil || res.Rejected() {
-		return fmt.Errorf("balance: %v %v", err, res.Err)
+	// Reads need no log entry: balance is a typed raft.Query, served by
+	// whichever node it is asked, here the leader and then a follower,
+	// right after the transfers were acknowledged.
+	alice, err := balance(ctx, leader, c.banks[leader.ID()], "alice")
+	if err != nil {
+		return fmt.Errorf("balance of alice: %w", err)
 	}
-	bob, err := apply(Command{Op: OpBalance, Account: "bob"})
-	if err != nil || bob.Rejected() {
-		return fmt.Errorf("balance: %v %v", err, bob.Err)
+	bobBal, err := balance(ctx, leader, c.banks[leader.ID()], "bob")
+	if err != nil {
+		return fmt.Errorf("balance of bob: %w", err)
 	}
-	fmt.Fprintf(out, "\nBalances read through the log: alice %d, bob %d (total %d)\n", res.Value.Balance, bob.Value.Balance, res.Value.Balance+bob.Value.Balance)
-	if res.Value.Balance != 10 || bob.Value.Balance != 90 {
+	fmt.Fprintf(out, "\nBalances read with raft.Query (ReadLinearizable, no log entry) on the leader %s: alice %d, bob %d (total %d)\n",
+		leader.ID(), alice, bobBal, alice+bobBal)
+	if alice != 10 || bobBal != 90 {
 		return errors.New("balances are not alice 10, bob 90")
 	}
-	// Every node applied the same log, so every copy holds the same total.
-	idx := leader.Status().Commit
+	f := c.follower(leader.ID())
+	fAlice, err := balance(ctx, f, c.banks[f.ID()], "alice")
+	if err != nil {
+		return fmt.Errorf("balance of alice on %s: %w", f.ID(), err)
+	}
+	fmt.Fprintf(out, "  on the follower %s, at once: alice %d (it asked the leader for the read index and waited to apply it)\n", f.ID(), fAlice)
+	if fAlice != alice {
+		return fmt.Errorf("follower %s reads alice %d, the leader %d", f.ID(), fAlice, alice)
+	}
+	// Every node applied the same log, so every copy holds the same total;
+	// a linearizable read on each node waits until it has caught up.
 	for id, n := range c.nodes {
-		for n.Status().Applied < idx {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s did not apply index %d: %w", id, idx, ctx.Err())
-			case <-time.After(2 * time.Millisecond):
-			}
+		t, err := total(ctx, n, c.banks[id])
+		if err != nil {
+			return fmt.Errorf("total on %s: %w", id, err)
 		}
-		if total := c.banks[id].Total(); total != 100 {
-			return fmt.Errorf("%s holds a total of %d, want 100", id, total)
+		if t != 100 {
+			return fmt.Errorf("%s holds a total of %d, want 100", id, t)
 		}
 	}
 	fmt.Fprintf(out, "Every node holds the same total, 100.\n")

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/typedraft/typedraft/raft"
 )
 
 func TestBankTour(t *testing.T) {
@@ -17,7 +21,8 @@ func TestBankTour(t *testing.T) {
 		`Code "insufficient_funds": insufficient funds in bob: balance 30, needed 500 (index 0)`,
 		`Code "unknown_account": unknown account "carol" (index 0)`,
 		"Commit mode", "committed at index",
-		"alice 10, bob 90 (total 100)", "Every node holds the same total, 100.",
+		"raft.Query (ReadLinearizable, no log entry)", "alice 10, bob 90 (total 100)",
+		"on the follower", "at once: alice 10", "Every node holds the same total, 100.",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
@@ -50,7 +55,6 @@ func TestBankRules(t *testing.T) {
 		"reopen":          {Command{Op: OpOpen, Account: "a", Amount: 1}, CodeAccountExists},
 		"negative open":   {Command{Op: OpOpen, Account: "c", Amount: -1}, CodeInvalid},
 		"unnamed open":    {Command{Op: OpOpen, Amount: 1}, CodeInvalid},
-		"unknown balance": {Command{Op: OpBalance, Account: "x"}, CodeUnknownAccount},
 		"unknown op":      {Command{Op: "steal"}, CodeInvalid},
 	} {
 		if e := b.Validate(tc.cmd); e == nil || e.Code != tc.code {
@@ -62,6 +66,12 @@ func TestBankRules(t *testing.T) {
 	}
 	if b.Total() != 50 {
 		t.Fatalf("rejected commands changed the total to %d", b.Total())
+	}
+	if bal, e := b.Balance("a"); e != nil || bal != 50 {
+		t.Fatalf("Balance(a) = %d %v", bal, e)
+	}
+	if _, e := b.Balance("x"); e == nil || e.Code != CodeUnknownAccount || e.Account != "x" {
+		t.Fatalf("Balance(x) = %v", e)
 	}
 	// Overflow of the receiving account is refused, not wrapped.
 	mustApply(Command{Op: OpOpen, Account: "rich", Amount: math.MaxInt64})
@@ -90,5 +100,63 @@ func TestBankApplyRechecks(t *testing.T) {
 	}
 	if b.Total() != 50 {
 		t.Fatalf("total %d", b.Total())
+	}
+}
+
+// balance is a typed linearizable query: on every node, right after a
+// transfer was acknowledged by the leader, it returns the new balance; an
+// unknown account is the application's *BankError; reads add nothing to
+// the log.
+func TestBankBalanceQuery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := startCluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.stop()
+	leader, err := c.leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []Command{{Op: OpOpen, Account: "a", Amount: 100}, {Op: OpOpen, Account: "b"}} {
+		if res, err := leader.Propose(ctx, cmd).Wait(ctx); err != nil || res.Rejected() {
+			t.Fatalf("%+v: %v %v", cmd, err, res.Err)
+		}
+	}
+	for i := int64(1); i <= 5; i++ {
+		res, err := leader.Propose(ctx, Command{Op: OpTransfer, From: "a", To: "b", Amount: 1}).Wait(ctx)
+		if err != nil || res.Rejected() {
+			t.Fatalf("transfer %d: %v %v", i, err, res.Err)
+		}
+		for id, n := range c.nodes {
+			a, errA := balance(ctx, n, c.banks[id], "a")
+			b, errB := balance(ctx, n, c.banks[id], "b")
+			if errA != nil || errB != nil || a != 100-i || b != i {
+				t.Fatalf("after transfer %d, %s reads a=%d (%v) b=%d (%v), want %d and %d", i, id, a, errA, b, errB, 100-i, i)
+			}
+		}
+	}
+	last := leader.Status().LastIndex
+	for id, n := range c.nodes {
+		_, err := balance(ctx, n, c.banks[id], "carol")
+		var be *BankError
+		if !errors.As(err, &be) || be.Code != CodeUnknownAccount || be.Account != "carol" {
+			t.Fatalf("%s: balance of an unknown account: %v", id, err)
+		}
+		if tot, err := total(ctx, n, c.banks[id]); err != nil || tot != 100 {
+			t.Fatalf("%s: total %d %v", id, tot, err)
+		}
+	}
+	if got := leader.Status().LastIndex; got != last {
+		t.Fatalf("reads grew the log from %d to %d", last, got)
+	}
+	// A stopped node answers no read, with raft's error, not a balance.
+	f := c.follower(leader.ID())
+	if err := f.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := balance(ctx, f, c.banks[f.ID()], "a"); !errors.Is(err, raft.ErrShutdown) {
+		t.Fatalf("balance on a stopped node: %v, want ErrShutdown", err)
 	}
 }

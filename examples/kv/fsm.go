@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"maps"
 	"net"
-	"sync"
+	"sync/atomic"
 
 	"github.com/typedraft/typedraft/raft"
 )
@@ -16,7 +18,6 @@ type Op string
 
 // The operations of the key-value store.
 const (
-	OpGet    Op = "get"
 	OpPut    Op = "put"
 	OpDelete Op = "delete"
 	OpCAS    Op = "cas"
@@ -34,9 +35,8 @@ const (
 	MaxValueLen = 64 << 10
 )
 
-// Command is the application's command type C: what enters the log.
-// Reads are commands too ("get"), so a read is ordered after every write
-// acknowledged before it: linearizable.
+// Command is the application's command type C: what enters the log. Only
+// writes do: reads need no log entry (see API and KV.Get).
 type Command struct {
 	Op    Op     `msgpack:"o"`
 	Key   string `msgpack:"k"`
@@ -47,15 +47,23 @@ type Command struct {
 	OldExists bool   `msgpack:"e,omitempty"`
 }
 
-// Response is the application's response type R.
+// Response is the application's response type R, and what a read
+// (KV.Get) returns.
 type Response struct {
 	// Value is the key's value after the command (for "delete", the value
-	// it had).
+	// it had; for a read, its value).
 	Value string `json:"value"`
-	// Found reports whether the key existed before the command.
+	// Found reports whether the key existed before the command (for a
+	// read, whether it exists).
 	Found bool `json:"found"`
 	// Revision is the log index of the key's latest write (0 if absent).
 	Revision uint64 `json:"revision"`
+	// Digest fingerprints the command that Apply answered (0 for a read
+	// or a Validate rejection; not in the JSON answers). A retry with an
+	// Idempotency-Key is answered with the response kept for the key, and
+	// the HTTP API compares its Digest with the retry's command to notice
+	// a key reused by a different request (see openSession).
+	Digest uint64 `json:"-" msgpack:"d,omitempty"`
 }
 
 // Error codes of Error.
@@ -84,24 +92,47 @@ type item struct {
 	Revision uint64 `json:"r"`
 }
 
-// KV is the replicated state machine: a map from keys to values.
+// KV is the replicated state machine: a map from keys to values, and the
+// HTTP addresses of the members.
 //
-// Concurrency: the node calls Validate, Apply, Snapshot and Restore from
-// one goroutine; Local may be called from any goroutine (a lock guards the
-// map for it).
+// Concurrency: the node calls Validate, Apply, Snapshot and Restore on its
+// apply goroutine, and runs reads there too: Get is called only inside
+// (*raft.Raft).Read or raft.Query (or, outside a node, from one goroutine),
+// so the key map needs no lock. MemberHTTP and Len may be called from any
+// goroutine: the members map is copy-on-write and the key count an atomic,
+// both published by Apply and Restore, so that redirects and GET /status
+// are answered without waiting for the apply goroutine (which may be busy
+// restoring a large snapshot).
 type KV struct {
-	mu      sync.RWMutex
-	data    map[string]item
-	members map[raft.NodeID]string // node ID -> HTTP host:port
+	data map[string]item
+	// members maps node IDs to HTTP host:port. The map it points to is
+	// never modified: Apply and Restore store a new one.
+	members atomic.Pointer[map[raft.NodeID]string]
+	keys    atomic.Int64 // len(data)
 }
 
 // NewKV returns an empty store.
-func NewKV() *KV { return &KV{data: map[string]item{}, members: map[raft.NodeID]string{}} }
+func NewKV() *KV {
+	kv := &KV{data: map[string]item{}}
+	kv.members.Store(&map[raft.NodeID]string{})
+	return kv
+}
+
+// checkKey reports why key cannot name a value, or nil.
+func checkKey(key string) *Error {
+	if key == "" {
+		return &Error{Code: CodeInvalid, Message: "empty key"}
+	}
+	if len(key) > MaxKeyLen {
+		return &Error{Code: CodeInvalid, Message: fmt.Sprintf("key is %d bytes, limit %d", len(key), MaxKeyLen)}
+	}
+	return nil
+}
 
 // check is the deterministic validation shared by Validate and Apply.
 func (kv *KV) check(c Command) *Error {
 	switch c.Op {
-	case OpGet, OpPut, OpDelete, OpCAS:
+	case OpPut, OpDelete, OpCAS:
 	case OpMember:
 		if c.Key == "" || len(c.Key) > MaxKeyLen {
 			return &Error{Code: CodeInvalid, Key: c.Key, Message: "member: bad node ID"}
@@ -115,19 +146,14 @@ func (kv *KV) check(c Command) *Error {
 	default:
 		return &Error{Code: CodeInvalid, Key: c.Key, Message: fmt.Sprintf("unknown operation %q", c.Op)}
 	}
-	if c.Key == "" {
-		return &Error{Code: CodeInvalid, Message: "empty key"}
-	}
-	if len(c.Key) > MaxKeyLen {
-		return &Error{Code: CodeInvalid, Message: fmt.Sprintf("key is %d bytes, limit %d", len(c.Key), MaxKeyLen)}
+	if e := checkKey(c.Key); e != nil {
+		return e
 	}
 	if len(c.Value) > MaxValueLen || len(c.Old) > MaxValueLen {
 		return &Error{Code: CodeInvalid, Key: c.Key, Message: fmt.Sprintf("value is over %d bytes", MaxValueLen)}
 	}
 	if c.Op == OpCAS {
-		kv.mu.RLock()
 		cur, ok := kv.data[c.Key]
-		kv.mu.RUnlock()
 		if ok != c.OldExists || (ok && cur.Value != c.Old) {
 			e := &Error{Code: CodeConflict, Key: c.Key}
 			if ok {
@@ -144,72 +170,102 @@ func (kv *KV) check(c Command) *Error {
 }
 
 // Validate runs on the leader before the command enters the log: invalid
-// commands and (advisory) CAS conflicts never cost a log entry.
+// commands and CAS conflicts never cost a log entry. The node answers a
+// rejection only after confirming it with a read index (it validates again
+// once that index is applied), so a 409 reflects a linearizable point: no
+// write acknowledged before the CAS was sent is missing from "current".
 func (kv *KV) Validate(c Command) *Error { return kv.check(c) }
 
 // Apply applies a committed command, re-checking deterministically what
-// Validate checked, since the state may have changed in between.
+// Validate checked, since the state may have changed in between; a CAS
+// that lost that race is rejected here with the same *Error. A "get"
+// entry, which older versions of kv wrote for reads, is rejected as an
+// unknown operation and changes nothing, on every node alike. Every
+// response, a rejection's included, carries the command's Digest.
 func (kv *KV) Apply(index uint64, c Command) (Response, *Error) {
+	res, e := kv.apply(index, c)
+	res.Digest = c.digest()
+	return res, e
+}
+
+// apply is Apply without the Digest.
+func (kv *KV) apply(index uint64, c Command) (Response, *Error) {
 	if e := kv.check(c); e != nil {
 		return Response{}, e
 	}
-	kv.mu.Lock()
-	defer kv.mu.Unlock()
 	if c.Op == OpMember {
-		old, found := kv.members[raft.NodeID(c.Key)]
+		cur := *kv.members.Load()
+		old, found := cur[raft.NodeID(c.Key)]
+		next := maps.Clone(cur)
 		if c.Value == "" {
-			delete(kv.members, raft.NodeID(c.Key))
+			delete(next, raft.NodeID(c.Key))
 		} else {
-			kv.members[raft.NodeID(c.Key)] = c.Value
+			next[raft.NodeID(c.Key)] = c.Value
 		}
+		kv.members.Store(&next)
 		return Response{Value: old, Found: found, Revision: index}, nil
 	}
 	cur, found := kv.data[c.Key]
 	switch c.Op {
-	case OpGet:
-		return Response{Value: cur.Value, Found: found, Revision: cur.Revision}, nil
 	case OpDelete:
 		delete(kv.data, c.Key)
+		kv.keys.Store(int64(len(kv.data)))
 		return Response{Value: cur.Value, Found: found}, nil
 	default: // put, cas
 		kv.data[c.Key] = item{Value: c.Value, Revision: index}
+		kv.keys.Store(int64(len(kv.data)))
 		return Response{Value: c.Value, Found: found, Revision: index}, nil
 	}
 }
 
-// Local reads key from this node's copy, without going through the log:
-// fast, available on any node, but possibly stale.
-func (kv *KV) Local(key string) (Response, bool) {
-	kv.mu.RLock()
-	defer kv.mu.RUnlock()
+// digest returns c's fingerprint for Response.Digest: FNV-1a (64 bits)
+// of its fields, each length-prefixed; never 0. It is a function of c
+// alone, the same on every node and in every version that keeps it.
+func (c Command) digest() uint64 {
+	h := fnv.New64a()
+	var n [8]byte
+	for _, s := range []string{string(c.Op), c.Key, c.Value, c.Old} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		io.WriteString(h, s)
+	}
+	if c.OldExists {
+		h.Write([]byte{1})
+	} else {
+		h.Write([]byte{0})
+	}
+	if d := h.Sum64(); d != 0 {
+		return d
+	}
+	return 1
+}
+
+// Get returns key's value in this node's copy and whether it is present.
+// It must run on the apply goroutine: the HTTP API calls it inside
+// raft.Query, whose mode decides how fresh the copy is.
+func (kv *KV) Get(key string) (Response, bool) {
 	it, ok := kv.data[key]
 	return Response{Value: it.Value, Found: ok, Revision: it.Revision}, ok
 }
 
 // MemberHTTP returns the HTTP address recorded for node id in this
-// node's copy ("" if none).
+// node's copy ("" if none). It may be called from any goroutine.
 func (kv *KV) MemberHTTP(id raft.NodeID) string {
-	kv.mu.RLock()
-	defer kv.mu.RUnlock()
-	return kv.members[id]
+	return (*kv.members.Load())[id]
 }
 
-// Len returns the number of keys in this node's copy.
-func (kv *KV) Len() int {
-	kv.mu.RLock()
-	defer kv.mu.RUnlock()
-	return len(kv.data)
-}
+// Len returns the number of keys in this node's copy as of the last
+// Apply or Restore. It may be called from any goroutine.
+func (kv *KV) Len() int { return int(kv.keys.Load()) }
 
-// Snapshot copies the maps; the copy is written out while Apply goes on.
-func (kv *KV) Snapshot() (raft.StateSnapshot, error) {
-	kv.mu.RLock()
-	defer kv.mu.RUnlock()
-	return &kvSnapshot{Data: maps.Clone(kv.data), Members: maps.Clone(kv.members)}, nil
+// Snapshot copies the key map (the members map is never modified, so it
+// is shared); the copy is written out while Apply goes on.
+func (kv *KV) Snapshot(raft.SnapshotMeta) (raft.StateSnapshot, error) {
+	return &kvSnapshot{Data: maps.Clone(kv.data), Members: *kv.members.Load()}, nil
 }
 
 // Restore replaces the state with the one in a snapshot.
-func (kv *KV) Restore(r io.Reader) error {
+func (kv *KV) Restore(_ raft.SnapshotMeta, r io.Reader) error {
 	var s kvSnapshot
 	if err := json.NewDecoder(r).Decode(&s); err != nil {
 		return fmt.Errorf("kv: restore snapshot: %w", err)
@@ -220,9 +276,9 @@ func (kv *KV) Restore(r io.Reader) error {
 	if s.Members == nil {
 		s.Members = map[raft.NodeID]string{}
 	}
-	kv.mu.Lock()
-	kv.data, kv.members = s.Data, s.Members
-	kv.mu.Unlock()
+	kv.data = s.Data
+	kv.keys.Store(int64(len(s.Data)))
+	kv.members.Store(&s.Members)
 	return nil
 }
 

@@ -4,18 +4,20 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/typedraft/typedraft/raft"
 )
 
 func TestKVApply(t *testing.T) {
 	kv := NewKV()
-	if r, e := kv.Apply(1, Command{Op: OpGet, Key: "a"}); e != nil || r.Found {
-		t.Fatalf("get absent: %+v %v", r, e)
+	if r, ok := kv.Get("a"); ok || r.Found {
+		t.Fatalf("get absent: %+v", r)
 	}
 	if r, e := kv.Apply(2, Command{Op: OpPut, Key: "a", Value: "1"}); e != nil || r.Found || r.Revision != 2 || r.Value != "1" {
 		t.Fatalf("put: %+v %v", r, e)
 	}
-	if r, e := kv.Apply(3, Command{Op: OpGet, Key: "a"}); e != nil || !r.Found || r.Value != "1" || r.Revision != 2 {
-		t.Fatalf("get: %+v %v", r, e)
+	if r, ok := kv.Get("a"); !ok || !r.Found || r.Value != "1" || r.Revision != 2 {
+		t.Fatalf("get: %+v", r)
 	}
 	if r, e := kv.Apply(4, Command{Op: OpCAS, Key: "a", Old: "1", OldExists: true, Value: "2"}); e != nil || !r.Found || r.Revision != 4 {
 		t.Fatalf("cas: %+v %v", r, e)
@@ -26,10 +28,10 @@ func TestKVApply(t *testing.T) {
 	if r, e := kv.Apply(6, Command{Op: OpDelete, Key: "a"}); e != nil || !r.Found || r.Value != "2" {
 		t.Fatalf("delete: %+v %v", r, e)
 	}
-	if _, ok := kv.Local("a"); ok {
+	if _, ok := kv.Get("a"); ok {
 		t.Fatal("a still present after delete")
 	}
-	if r, ok := kv.Local("b"); !ok || r.Value != "new" || r.Revision != 5 {
+	if r, ok := kv.Get("b"); !ok || r.Value != "new" || r.Revision != 5 {
 		t.Fatalf("local b: %+v %v", r, ok)
 	}
 	if kv.Len() != 1 {
@@ -51,7 +53,7 @@ func TestKVApplyRechecksWhatValidatePassed(t *testing.T) {
 	if e == nil || e.Code != CodeConflict || e.Current == nil || *e.Current != "z" {
 		t.Fatalf("apply after concurrent write: %+v", e)
 	}
-	if r, _ := kv.Local("k"); r.Value != "z" {
+	if r, _ := kv.Get("k"); r.Value != "z" {
 		t.Fatalf("rejected cas changed the value to %q", r.Value)
 	}
 	// cas expecting absence on a present key, and presence on an absent one.
@@ -71,6 +73,7 @@ func TestKVInvalidCommands(t *testing.T) {
 		"long key":     {Op: OpPut, Key: strings.Repeat("k", MaxKeyLen+1)},
 		"long value":   {Op: OpPut, Key: "k", Value: strings.Repeat("v", MaxValueLen+1)},
 		"long cas old": {Op: OpCAS, Key: "k", Old: strings.Repeat("v", MaxValueLen+1), OldExists: true},
+		"old get":      {Op: "get", Key: "k"}, // written for reads by older versions
 	} {
 		if e := kv.Validate(c); e == nil || e.Code != CodeInvalid {
 			t.Errorf("%s: Validate = %v", name, e)
@@ -88,7 +91,7 @@ func TestKVSnapshotRestore(t *testing.T) {
 	kv := NewKV()
 	kv.Apply(1, Command{Op: OpPut, Key: "a", Value: "1"})
 	kv.Apply(2, Command{Op: OpPut, Key: "b", Value: "2"})
-	snap, err := kv.Snapshot()
+	snap, err := kv.Snapshot(raft.SnapshotMeta{Index: 1, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,16 +107,44 @@ func TestKVSnapshotRestore(t *testing.T) {
 
 	other := NewKV()
 	other.Apply(1, Command{Op: OpPut, Key: "stale", Value: "x"})
-	if err := other.Restore(&buf); err != nil {
+	if err := other.Restore(raft.SnapshotMeta{Index: 1, Term: 1}, &buf); err != nil {
 		t.Fatal(err)
 	}
 	if other.Len() != 2 {
 		t.Fatalf("restored %d keys, want 2", other.Len())
 	}
-	if r, ok := other.Local("a"); !ok || r.Value != "1" || r.Revision != 1 {
+	if r, ok := other.Get("a"); !ok || r.Value != "1" || r.Revision != 1 {
 		t.Fatalf("restored a: %+v", r)
 	}
-	if err := other.Restore(strings.NewReader("not json")); err == nil {
+	if err := other.Restore(raft.SnapshotMeta{Index: 1, Term: 1}, strings.NewReader("not json")); err == nil {
 		t.Fatal("restore of garbage: no error")
+	}
+}
+
+// The members map is copy-on-write: a snapshot (or a reader on another
+// goroutine) keeps the map it was given while Apply records new members.
+func TestKVMembersCopyOnWrite(t *testing.T) {
+	kv := NewKV()
+	kv.Apply(1, Command{Op: OpMember, Key: "n1", Value: "127.0.0.1:8001"})
+	kv.Apply(2, Command{Op: OpPut, Key: "a", Value: "1"})
+	snap, err := kv.Snapshot(raft.SnapshotMeta{Index: 1, Term: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv.Apply(3, Command{Op: OpMember, Key: "n2", Value: "127.0.0.1:8002"})
+	kv.Apply(4, Command{Op: OpMember, Key: "n1"}) // forget n1
+	if kv.MemberHTTP("n1") != "" || kv.MemberHTTP("n2") != "127.0.0.1:8002" || kv.Len() != 1 {
+		t.Fatalf("after apply: n1 %q, n2 %q, %d keys", kv.MemberHTTP("n1"), kv.MemberHTTP("n2"), kv.Len())
+	}
+	var buf bytes.Buffer
+	if err := snap.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	other := NewKV()
+	if err := other.Restore(raft.SnapshotMeta{Index: 1, Term: 1}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if other.MemberHTTP("n1") != "127.0.0.1:8001" || other.MemberHTTP("n2") != "" || other.Len() != 1 {
+		t.Fatalf("snapshot changed by later applies: n1 %q, n2 %q, %d keys", other.MemberHTTP("n1"), other.MemberHTTP("n2"), other.Len())
 	}
 }

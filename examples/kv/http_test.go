@@ -26,18 +26,14 @@ func startTestCluster(t *testing.T) (*tourCluster, *kvNode) {
 	if err := tc.startAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	leader, err := tc.waitLeader(ctx, "")
+	leader, _, err := tc.waitLeader(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Wait until every follower knows the leader (for redirects).
 	for _, p := range tc.peers {
-		for tc.nodes[p.ID].raft.Status().Leader != leader.id {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s never learned the leader", p.ID)
-			case <-time.After(2 * time.Millisecond):
-			}
+		if err := knowsLeader(ctx, tc.nodes[p.ID], leader.id); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return tc, leader
@@ -53,6 +49,13 @@ type httpResult struct {
 // JSON body.
 func call(t *testing.T, method, url, body string) httpResult {
 	t.Helper()
+	return callWith(t, method, url, body, nil, nil)
+}
+
+// callWith is call with a hook to prepare the request (may be nil) and one
+// to inspect the response before its body is read (may be nil).
+func callWith(t *testing.T, method, url, body string, prepare func(*http.Request), inspect func(*http.Response)) httpResult {
+	t.Helper()
 	client := &http.Client{
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -61,11 +64,17 @@ func call(t *testing.T, method, url, body string) httpResult {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if prepare != nil {
+		prepare(req)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
+	if inspect != nil {
+		inspect(resp)
+	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("%s %s: content type %q", method, url, ct)
 	}
@@ -133,15 +142,16 @@ func TestHTTPAPI(t *testing.T) {
 	st := call(t, "GET", base+"/status", "")
 	expect(t, "status", st, 200, map[string]any{"id": string(leader.id), "state": "leader", "leader": string(leader.id), "leader_http": leader.httpAddr})
 
-	// A follower redirects every request that needs the leader to the
-	// leader's HTTP address, path and query included.
+	// A follower forwards writes to the leader (see sessions_test.go); on
+	// request (?redirect=true) it redirects them to the leader's HTTP
+	// address instead, path and query included, and it always redirects
+	// the membership changes, which are not proposals.
 	f := tc.followerOf(leader.id)
 	fbase := "http://" + f.httpAddr
 	for _, r := range []struct{ method, path, body string }{
-		{"PUT", "/kv/c?x=1", "see"},
-		{"GET", "/kv/b", ""},
-		{"DELETE", "/kv/b", ""},
-		{"POST", "/cas/b", `{"old":"bee","new":"b2"}`},
+		{"PUT", "/kv/c?x=1&redirect=true", "see"},
+		{"DELETE", "/kv/b?redirect=1", ""},
+		{"POST", "/cas/b?redirect", `{"old":"bee","new":"b2"}`},
 		{"POST", "/members", `{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`},
 		{"DELETE", "/members/n9", ""},
 	} {
@@ -152,7 +162,7 @@ func TestHTTPAPI(t *testing.T) {
 		}
 	}
 	// A client that follows redirects (re-sending the body) succeeds.
-	resp, err := http.Post(fbase+"/cas/b", "application/json", strings.NewReader(`{"old":"bee","new":"b2"}`))
+	resp, err := http.Post(fbase+"/cas/b?redirect=true", "application/json", strings.NewReader(`{"old":"bee","new":"b2"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,16 +186,17 @@ func TestHTTPAPI(t *testing.T) {
 	expect(t, "follower status", call(t, "GET", fbase+"/status", ""), 200, map[string]any{"state": "follower", "leader": string(leader.id)})
 }
 
-// Without the leader's HTTP address a follower answers 503 naming the
-// leader instead of redirecting.
+// Without the leader's HTTP address a follower asked for the redirect
+// answers 503 naming the leader instead; it still forwards other writes.
 func TestHTTPFollowerWithoutLeaderAddress(t *testing.T) {
 	tc, leader := startTestCluster(t)
 	f := tc.followerOf(leader.id)
-	srv := httptest.NewServer(NewAPI(f.raft, f.kv, nil).Handler())
+	srv := httptest.NewServer(NewAPI(f.raft, f.kv, nil, nil).Handler())
 	defer srv.Close()
-	got := call(t, "PUT", srv.URL+"/kv/x", "y")
+	got := call(t, "PUT", srv.URL+"/kv/x?redirect=true", "y")
 	expect(t, "follower without addresses", got, 503, map[string]any{"error": "not_leader", "leader": string(leader.id)})
 	if got.location != "" {
 		t.Fatalf("redirected to %q without an address", got.location)
 	}
+	expect(t, "forwarded without addresses", call(t, "PUT", srv.URL+"/kv/x", "y"), 200, map[string]any{"key": "x", "value": "y"})
 }

@@ -61,11 +61,16 @@ func TestTourThenServeUntilCancelled(t *testing.T) {
 
 	text := out.String()
 	for _, want := range []string{
-		"1. Election:", "2. Typed writes", "put greeting=hello", "Committed mode",
-		"3. Typed rejection", `*Error{Code: "conflict", Current: "hello"}`, "307 -> http://", `409 {"error":"conflict"`,
+		"1. Election:", "events (node.Observe):", "state-changed to leader", "2. Typed writes", "put greeting=hello", "Committed mode",
+		"3. Typed rejection", `*Error{Code: "conflict", Current: "hello"}`, "which forwards it to the leader", `409 {"error":"conflict"`,
 		"4. ", "elected leader in term", "writes acknowledged",
-		"5. Read all", "every acknowledged write is there", "restarted from its Pebble directory and caught up",
+		"5. Reads without the log", "every acknowledged write is there",
+		"GET /kv/news?consistency=stale", `GET /kv/news?consistency=linearizable  -> 200 "fresh"`,
+		"restarted from its Pebble directory and caught up",
 		"6. Membership: n4 started empty", "configuration {n1 n2 n3 n4}",
+		"7. Writes on any node, exactly once: POST /sessions on follower", "-> 201 session",
+		"Idempotency-Key: ", "(forwarded to the leader", "as a retry after a lost answer -> 200 revision", "the original answer, applied once",
+		"Idempotency-Key: <session>:1",
 	} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("tour output lacks %q:\n%s", want, text)
@@ -75,8 +80,7 @@ func TestTourThenServeUntilCancelled(t *testing.T) {
 	if dir == nil {
 		t.Fatalf("no directory in output:\n%s", text)
 	}
-	// Still serving after the tour: every node answers, the followers by
-	// redirecting to the leader (http.Get follows).
+	// Still serving after the tour: every node answers reads itself.
 	nodes := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)\n`).FindAllStringSubmatch(text, -1)
 	if len(nodes) != 3 {
 		t.Fatalf("found %d node addresses in the output", len(nodes))
@@ -114,11 +118,18 @@ func TestFlagErrors(t *testing.T) {
 		{"-id", "n1", "-addr", "127.0.0.1:1"},                      // no -http
 		{"-id", "n1", "-addr", "a:1", "-http", "b:2"},              // no -dir
 		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d"}, // no -peers
-		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n2=a:1/b:2"},             // not listed
-		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1"},                     // malformed
-		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=nohost"},              // bad address
-		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=a:1,n1=a:2"},          // twice
-		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=a:1", "-join", "x:1"}, // both
+		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n2=a:1/b:2"},                 // not listed
+		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1"},                         // malformed
+		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=nohost"},                  // bad address
+		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=a:1,n1=a:2"},              // twice
+		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=a:1", "-join", "x:1"},     // both
+		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=a:0"},                     // port 0
+		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=a:1/0.0.0.0:2"},           // undialable
+		{"-id", "n1", "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=a:1,n/2=a:2"},             // bad ID
+		{"-id", strings.Repeat("n", 300), "-addr", "a:1", "-http", "b:2", "-dir", "d", "-peers", "n1=a:1"}, // long ID
+		{"-join-timeout", "0s"},
+		{"-http-read-timeout", "-1s"},
+		{"-http-max-conns", "0"},
 		{"-join", "x:1"}, // without -id
 		{"stray"},
 		{"-no-such-flag"},
@@ -126,6 +137,30 @@ func TestFlagErrors(t *testing.T) {
 		if err := run(context.Background(), io.Discard, args); err == nil {
 			t.Errorf("run(%q): no error", args)
 		}
+	}
+}
+
+// The token comes from -token, else from $KV_TOKEN; the usage text never
+// shows it.
+func TestTokenFromFlagOrEnvironment(t *testing.T) {
+	env := func(k string) string {
+		if k == "KV_TOKEN" {
+			return "from-env"
+		}
+		return ""
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{nil, "from-env"}, {[]string{"-token", "from-flag"}, "from-flag"}} {
+		o, err := parseFlags(io.Discard, c.args, env)
+		if err != nil || o.token != c.want {
+			t.Fatalf("parseFlags(%q): token %q (%v), want %q", c.args, o.token, err, c.want)
+		}
+	}
+	var usage strings.Builder
+	if _, err := parseFlags(&usage, []string{"-h"}, env); err == nil || strings.Contains(usage.String(), "from-env") {
+		t.Fatalf("-h: %v; usage shows the token:\n%s", err, usage.String())
 	}
 }
 
@@ -159,8 +194,12 @@ func freeAddrs(t *testing.T, n int) []string {
 }
 
 // One node per "process" (here: per run call), as on several machines:
-// a write through any node is readable through any other.
+// a write through any node is readable through any other. The membership
+// endpoints need the cluster's token: n1 gets it with -token, the others
+// from $KV_TOKEN, and the joining node sends it.
 func TestOneNodePerProcess(t *testing.T) {
+	const token = "t0k3n"
+	t.Setenv("KV_TOKEN", token)
 	addrs := freeAddrs(t, 6)
 	var peers []string
 	for i := range 3 {
@@ -175,6 +214,9 @@ func TestOneNodePerProcess(t *testing.T) {
 		outs[i] = &syncBuffer{}
 		args := []string{"-id", fmt.Sprintf("n%d", i+1), "-addr", addrs[2*i], "-http", addrs[2*i+1],
 			"-dir", t.TempDir(), "-peers", strings.Join(peers, ",")}
+		if i == 0 {
+			args = append(args, "-token", token)
+		}
 		go func() { errcs[i] <- run(ctx, outs[i], args) }()
 	}
 	for i := range 3 {
@@ -196,6 +238,10 @@ func TestOneNodePerProcess(t *testing.T) {
 			t.Fatal("no write succeeded")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// Every node printed the leader it learned of, from its events.
+	for i := range 3 {
+		waitFor(t, outs[i], "leader: n", errcs[i])
 	}
 	for i := range 3 {
 		resp, err := http.Get("http://" + addrs[2*i+1] + "/kv/k")
@@ -229,8 +275,8 @@ func TestOneNodePerProcess(t *testing.T) {
 		}
 	}
 	// n4 has the data itself (a stale read is served from its own copy),
-	// and receives later writes too; a linearizable read through n4 (a
-	// redirect to the leader, which http.Get follows) sees them as well.
+	// and receives later writes too; a linearizable read on n4 (served by
+	// n4 with the leader's read index) sees them as well.
 	if put("http://"+addrs[1]+"/kv/after", "join") != 200 {
 		t.Fatal("write after the join failed")
 	}
@@ -256,14 +302,22 @@ func TestOneNodePerProcess(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	req, _ := http.NewRequest("DELETE", "http://"+addrs[5]+"/members/n4", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("DELETE /members/n4: %d", resp.StatusCode)
+	for _, c := range []struct {
+		auth   string
+		status int
+	}{{"", 401}, {"Bearer " + token, 200}} {
+		req, _ := http.NewRequest("DELETE", "http://"+addrs[5]+"/members/n4", nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Fatalf("DELETE /members/n4 with Authorization %q: %d, want %d", c.auth, resp.StatusCode, c.status)
+		}
 	}
 	getJSON(t, "http://"+addrs[1]+"/members", &mb)
 	if len(mb.Members) != 3 {

@@ -25,7 +25,8 @@ type Peer struct {
 }
 
 // parsePeers parses -peers: comma-separated id=raftaddr/httpaddr entries,
-// the /httpaddr part being optional.
+// the /httpaddr part being optional. IDs and addresses are checked with
+// validateNodeID and validateAddr.
 func parsePeers(s string) ([]Peer, error) {
 	var out []Peer
 	seen := map[raft.NodeID]bool{}
@@ -35,13 +36,16 @@ func parsePeers(s string) ([]Peer, error) {
 		if !ok || id == "" || addrs == "" {
 			return nil, fmt.Errorf("-peers: %q is not id=raftaddr[/httpaddr]", entry)
 		}
+		if err := validateNodeID(raft.NodeID(id)); err != nil {
+			return nil, fmt.Errorf("-peers: %w", err)
+		}
 		raftAddr, httpAddr, _ := strings.Cut(addrs, "/")
-		for _, a := range []string{raftAddr, httpAddr} {
-			if a == "" {
-				continue
-			}
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				return nil, fmt.Errorf("-peers: %s: bad address %q: %w", id, a, err)
+		if err := validateAddr(raftAddr); err != nil {
+			return nil, fmt.Errorf("-peers: %s: raft %w", id, err)
+		}
+		if httpAddr != "" {
+			if err := validateAddr(httpAddr); err != nil {
+				return nil, fmt.Errorf("-peers: %s: http %w", id, err)
 			}
 		}
 		if seen[raft.NodeID(id)] {
@@ -66,6 +70,16 @@ type nodeSpec struct {
 	Transport *tcp.Transport
 	HTTP      net.Listener
 	Logger    hclog.Logger
+	// API configures the HTTP API (token, join timeout); zero: defaults.
+	API APIOptions
+	// Limits bounds the HTTP server; zero fields: defaultHTTPLimits.
+	Limits httpLimits
+	// OnEvent, if not nil, is called with each of the node's events
+	// (raft.Raft.Observe), from the first one on: the node is observed
+	// before it bootstraps. It runs on a goroutine of its own, one event
+	// at a time; a slow OnEvent makes the node drop events for it (it
+	// never delays raft), which the next event reports in Missed.
+	OnEvent func(raft.NodeID, raft.Event)
 }
 
 // kvNode is a running node: raft, its storage, transport and HTTP server.
@@ -78,7 +92,14 @@ type kvNode struct {
 	srv      *http.Server
 	httpAddr string
 	served   chan error
+	// observed is closed when the OnEvent goroutine has seen the node's
+	// last event (nil without OnEvent).
+	observed chan struct{}
 }
+
+// eventBuffer is the channel buffer of a node's observer: enough for the
+// events of a few elections and membership changes at once.
+const eventBuffer = 64
 
 // clusterID names the cluster in transport handshakes.
 const clusterID = "typedraft-kv"
@@ -86,13 +107,23 @@ const clusterID = "typedraft-kv"
 // startNode opens the node's Pebble store, starts raft (bootstrapping the
 // static cluster of spec.Peers, a no-op on restart) and serves HTTP. On
 // error it closes everything, including spec.Transport and spec.HTTP.
-func startNode(ctx context.Context, spec nodeSpec) (n *kvNode, err error) {
-	n = &kvNode{id: spec.ID, tr: spec.Transport, kv: NewKV(), httpAddr: spec.HTTP.Addr().String(), served: make(chan error, 1)}
+func startNode(ctx context.Context, spec nodeSpec) (_ *kvNode, err error) {
+	// n is never reassigned: the error returns below set the named result,
+	// not n, so the cleanup always has the partly started node to close.
+	if spec.Logger == nil {
+		spec.Logger = hclog.NewNullLogger()
+	}
+	n := &kvNode{id: spec.ID, tr: spec.Transport, kv: NewKV(), httpAddr: spec.HTTP.Addr().String(), served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			spec.HTTP.Close()
-			n.stop(context.Background())
-			n = nil
+			// The startup error is the one worth reporting; a failure to
+			// close what was opened is joined to it.
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if stopErr := n.stop(stopCtx); stopErr != nil {
+				err = errors.Join(err, fmt.Errorf("cleanup: %w", stopErr))
+			}
 		}
 	}()
 	httpAddrs := map[raft.NodeID]string{}
@@ -101,12 +132,24 @@ func startNode(ctx context.Context, spec nodeSpec) (n *kvNode, err error) {
 		servers = append(servers, raft.Server{ID: p.ID, Addr: p.RaftAddr})
 		httpAddrs[p.ID] = p.HTTPAddr
 	}
-	if n.store, err = pebble.Open(spec.Dir, &pebble.Options{Logger: spec.Logger}); err != nil {
+	if n.store, err = pebble.Open(spec.Dir, &pebble.Options{Logger: spec.Logger.Named("pebble")}); err != nil {
 		return nil, fmt.Errorf("node %s: %w", spec.ID, err)
 	}
-	cfg := raft.Config{ID: spec.ID, Logger: spec.Logger}
+	cfg := raft.Config{ID: spec.ID, Logger: spec.Logger} // raft names its own logger "raft"
 	if n.raft, err = raft.New(cfg, n.kv, n.store, n.tr); err != nil {
 		return nil, fmt.Errorf("node %s: %w", spec.ID, err)
+	}
+	if spec.OnEvent != nil {
+		// The observer's channel is closed after the node's last event
+		// (EventStopped), so this goroutine ends with the node.
+		obs := n.raft.Observe(eventBuffer)
+		n.observed = make(chan struct{})
+		go func() {
+			defer close(n.observed)
+			for e := range obs.Events() {
+				spec.OnEvent(spec.ID, e)
+			}
+		}()
 	}
 	// Every founding node bootstraps with the same servers; on restart the
 	// stored configuration is kept (Bootstrap with the same servers is a
@@ -125,11 +168,10 @@ func startNode(ctx context.Context, spec nodeSpec) (n *kvNode, err error) {
 			spec.Logger.Info("storage holds a later configuration; keeping it", "dir", spec.Dir)
 		}
 	}
-	n.srv = &http.Server{
-		Handler:           NewAPI(n.raft, n.kv, httpAddrs).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	go func() { n.served <- n.srv.Serve(spec.HTTP) }()
+	limits := spec.Limits.withDefaults()
+	n.srv = newHTTPServer(NewAPI(n.raft, n.kv, httpAddrs, &spec.API).Handler(), limits)
+	ln := newLimitListener(spec.HTTP, limits.MaxConns)
+	go func() { n.served <- n.srv.Serve(ln) }()
 	return n, nil
 }
 
@@ -149,6 +191,13 @@ func (n *kvNode) stop(ctx context.Context) error {
 	if n.raft != nil {
 		if err := n.raft.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: raft shutdown: %w", n.id, err))
+		}
+		if n.observed != nil {
+			select {
+			case <-n.observed:
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("node %s: event observer: %w", n.id, ctx.Err()))
+			}
 		}
 	}
 	if n.tr != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,14 +24,24 @@ import (
 
 // tourCluster is the tour's three in-process nodes.
 //
-// Concurrency: mu guards nodes; the tour's writer goroutine looks up the
-// leader while the main goroutine stops and restarts nodes.
+// Concurrency: mu guards nodes and what the nodes' events said
+// (tour_events.go); the tour's writer goroutine looks up the leader while
+// the main goroutine stops and restarts nodes, and each node's observer
+// goroutine records its events.
 type tourCluster struct {
 	dir    string
 	peers  []Peer
 	logger hclog.Logger
 	mu     sync.Mutex
 	nodes  map[raft.NodeID]*kvNode
+	// started is when startAll began.
+	started time.Time
+	// elections are the nodes' elections, in the order their events came;
+	// follows the leader each node's last event named; changed is closed
+	// (and set to nil) at the next event.
+	elections []election
+	follows   map[raft.NodeID]raft.NodeID
+	changed   chan struct{}
 }
 
 // runTour runs the three-node tour and then serves until ctx ends (or
@@ -60,14 +71,18 @@ func runTour(ctx context.Context, out io.Writer, logger hclog.Logger, tourOnly b
 		return nil
 	}
 	p := tc.peers[0]
-	fmt.Fprintf(out, "\nServing. Try (curl -L follows redirects to the leader):\n")
-	fmt.Fprintf(out, "  curl -L -X PUT --data-binary world http://%s/kv/greeting\n", p.HTTPAddr)
-	fmt.Fprintf(out, "  curl -L http://%s/kv/greeting\n", tc.peers[1].HTTPAddr)
-	fmt.Fprintf(out, "  curl -L -X POST -d '{\"old\":\"world\",\"new\":\"there\"}' http://%s/cas/greeting\n", tc.peers[2].HTTPAddr)
-	fmt.Fprintf(out, "  curl -L -X DELETE http://%s/kv/greeting\n", p.HTTPAddr)
+	fmt.Fprintf(out, "\nServing. Try (every node takes writes, forwarding them to the leader, and serves reads itself):\n")
+	fmt.Fprintf(out, "  curl -X PUT --data-binary world http://%s/kv/greeting\n", tc.peers[1].HTTPAddr)
+	fmt.Fprintf(out, "  curl http://%s/kv/greeting\n", tc.peers[2].HTTPAddr)
+	fmt.Fprintf(out, "  curl 'http://%s/kv/greeting?consistency=stale'\n", tc.peers[2].HTTPAddr)
+	fmt.Fprintf(out, "  curl -X POST -d '{\"old\":\"world\",\"new\":\"there\"}' http://%s/cas/greeting\n", tc.peers[2].HTTPAddr)
+	fmt.Fprintf(out, "  curl -X POST http://%s/sessions   (then retry-safe writes on any node:)\n", p.HTTPAddr)
+	fmt.Fprintf(out, "  curl -X PUT -H 'Idempotency-Key: <session>:1' --data-binary 1 http://%s/kv/counter\n", tc.peers[1].HTTPAddr)
+	fmt.Fprintf(out, "  curl -L -X DELETE 'http://%s/kv/greeting?redirect=true'   (a follower redirects to the leader)\n", p.HTTPAddr)
 	fmt.Fprintf(out, "  curl http://%s/status\n", p.HTTPAddr)
-	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
-	<-ctx.Done()
+	fmt.Fprintf(out, "  curl http://%s/metrics   (and /healthz, /readyz)\n", p.HTTPAddr)
+	fmt.Fprintf(out, "Press Ctrl-C to stop. Leader changes from now on are printed as the nodes' events report them.\n")
+	tc.printElections(ctx, out)
 	fmt.Fprintf(out, "\nShutting down and removing %s\n", dir)
 	return nil
 }
@@ -79,6 +94,9 @@ func (tc *tourCluster) startAll(ctx context.Context) error {
 		tr *tcp.Transport
 		ln net.Listener
 	}
+	tc.mu.Lock()
+	tc.started = time.Now()
+	tc.mu.Unlock()
 	var ls []listeners
 	closeAll := func() {
 		for _, l := range ls {
@@ -88,7 +106,7 @@ func (tc *tourCluster) startAll(ctx context.Context) error {
 	}
 	for i := 1; i <= 3; i++ {
 		id := raft.NodeID(fmt.Sprintf("n%d", i))
-		tr, err := tcp.Listen("127.0.0.1:0", &tcp.Options{LocalID: id, ClusterID: clusterID, Logger: tc.logger})
+		tr, err := tcp.Listen("127.0.0.1:0", &tcp.Options{LocalID: id, ClusterID: clusterID, Logger: tc.nodeLogger(id).Named("tcp")})
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("raft listener: %w", err)
@@ -119,14 +137,23 @@ func (tc *tourCluster) startAll(ctx context.Context) error {
 }
 
 func (tc *tourCluster) spec(p Peer, tr *tcp.Transport, ln net.Listener) nodeSpec {
-	return nodeSpec{ID: p.ID, Dir: filepath.Join(tc.dir, string(p.ID)), Peers: tc.peers, Transport: tr, HTTP: ln, Logger: tc.logger}
+	return nodeSpec{ID: p.ID, Dir: filepath.Join(tc.dir, string(p.ID)), Peers: tc.peers, Transport: tr, HTTP: ln,
+		Logger: tc.nodeLogger(p.ID), OnEvent: tc.observe}
+}
+
+// nodeLogger is the logger of node id: the tour's, named for the node.
+func (tc *tourCluster) nodeLogger(id raft.NodeID) hclog.Logger {
+	if tc.logger == nil {
+		return hclog.NewNullLogger()
+	}
+	return tc.logger.Named(string(id))
 }
 
 // restart starts a stopped node again on its old addresses and directory.
 func (tc *tourCluster) restart(ctx context.Context, id raft.NodeID) (*kvNode, error) {
 	i := slices.IndexFunc(tc.peers, func(p Peer) bool { return p.ID == id })
 	p := tc.peers[i]
-	tr, err := tcp.Listen(p.RaftAddr, &tcp.Options{LocalID: id, ClusterID: clusterID, Logger: tc.logger})
+	tr, err := tcp.Listen(p.RaftAddr, &tcp.Options{LocalID: id, ClusterID: clusterID, Logger: tc.nodeLogger(id).Named("tcp")})
 	if err != nil {
 		return nil, fmt.Errorf("restart %s: raft listener: %w", id, err)
 	}
@@ -181,20 +208,6 @@ func (tc *tourCluster) leader() *kvNode {
 	return nil
 }
 
-// waitLeader polls until a running node other than not leads.
-func (tc *tourCluster) waitLeader(ctx context.Context, not raft.NodeID) (*kvNode, error) {
-	for {
-		if n := tc.leader(); n != nil && n.id != not {
-			return n, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no leader elected: %w", ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
 // followerOf returns a running node other than id.
 func (tc *tourCluster) followerOf(id raft.NodeID) *kvNode {
 	tc.mu.Lock()
@@ -207,14 +220,22 @@ func (tc *tourCluster) followerOf(id raft.NodeID) *kvNode {
 	return nil
 }
 
-// tour prints and checks the five steps.
+// tour prints and checks the steps of the tour (the sixth, join, and the
+// seventh, exactly-once writes, last).
 func (tc *tourCluster) tour(ctx context.Context, out io.Writer) error {
-	t0 := time.Now()
-	leader, err := tc.waitLeader(ctx, "")
+	leader, won, err := tc.waitLeader(ctx, "")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\n1. Election: %s leads term %d (after %v)\n", leader.id, leader.raft.Status().Term, time.Since(t0).Round(time.Millisecond))
+	followers, err := tc.waitFollowed(ctx, leader.id)
+	if err != nil {
+		return err
+	}
+	tc.mu.Lock()
+	t0 := tc.started
+	tc.mu.Unlock()
+	fmt.Fprintf(out, "\n1. Election: %s leads term %d (%v after the nodes started)\n", leader.id, won.term, won.at.Sub(t0).Round(time.Millisecond))
+	fmt.Fprintf(out, "   events (node.Observe): %s state-changed to leader; %s leader-changed to %s\n", leader.id, andList(followers), leader.id)
 
 	// 2. Typed writes: Command in, Response out; no interface{} anywhere.
 	fmt.Fprintf(out, "\n2. Typed writes on the leader (Command in, Response out):\n")
@@ -240,7 +261,7 @@ func (tc *tourCluster) tour(ctx context.Context, out io.Writer) error {
 	if rejection == nil || rejection.Code != CodeConflict || rejection.Current == nil || *rejection.Current != "hello" {
 		return fmt.Errorf("cas greeting: want a conflict with current value hello, got %+v", res2)
 	}
-	fmt.Fprintf(out, "   -> *Error{Code: %q, Current: %q} at index %d: %s (rejected by Validate, never entered the log)\n",
+	fmt.Fprintf(out, "   -> *Error{Code: %q, Current: %q} at index %d: %s (rejected by Validate, confirmed with a read index, never entered the log)\n",
 		rejection.Code, *rejection.Current, res2.Index, rejection)
 	if err := tc.httpConflict(ctx, out, leader.id); err != nil {
 		return err
@@ -258,18 +279,19 @@ func (tc *tourCluster) tour(ctx context.Context, out io.Writer) error {
 	if err := tc.stop(old); err != nil {
 		return err
 	}
-	leader, err = tc.waitLeader(ctx, old)
+	leader, won, err = tc.waitLeader(ctx, old)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "   %s stopped; %s elected leader in term %d after %v\n", old, leader.id, leader.raft.Status().Term, time.Since(t1).Round(time.Millisecond))
+	fmt.Fprintf(out, "   %s stopped; %s elected leader in term %d after %v (its state-changed event)\n", old, leader.id, won.term, won.at.Sub(t1).Round(time.Millisecond))
 	if err := w.waitAcked(ctx, before+50); err != nil {
 		return err
 	}
 	acked, failed := w.stop()
 	fmt.Fprintf(out, "   the client went on: %d writes acknowledged; %d failed while there was no leader (not acknowledged: they may or may not have happened)\n", len(acked), failed)
 
-	// 5. Linearizable reads through the log see every acknowledged write.
+	// 5. Linearizable reads on a follower, without the log, see every
+	// acknowledged write.
 	if err := tc.checkReads(ctx, out, leader, acked); err != nil {
 		return err
 	}
@@ -279,16 +301,15 @@ func (tc *tourCluster) tour(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	target := leader.raft.Status().Commit
-	for back.raft.Status().Applied < target {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not catch up to index %d: %w", old, target, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
+	if err := caughtUp(ctx, back, target); err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "   %s restarted from its Pebble directory and caught up to index %d in %v; its local copy has %d keys (the leader's: %d)\n",
 		old, target, time.Since(t2).Round(time.Millisecond), back.kv.Len(), leader.kv.Len())
-	return tc.join(ctx, out, back)
+	if err := tc.join(ctx, out, back); err != nil {
+		return err
+	}
+	return tc.exactlyOnce(ctx, out)
 }
 
 // join starts a fourth node with an empty store and adds it through a
@@ -296,7 +317,7 @@ func (tc *tourCluster) tour(ctx context.Context, out io.Writer) error {
 // then a voter once it has caught up.
 func (tc *tourCluster) join(ctx context.Context, out io.Writer, via *kvNode) error {
 	id := raft.NodeID("n4")
-	tr, err := tcp.Listen("127.0.0.1:0", &tcp.Options{LocalID: id, ClusterID: clusterID, Logger: tc.logger})
+	tr, err := tcp.Listen("127.0.0.1:0", &tcp.Options{LocalID: id, ClusterID: clusterID, Logger: tc.nodeLogger(id).Named("tcp")})
 	if err != nil {
 		return fmt.Errorf("raft listener: %w", err)
 	}
@@ -317,62 +338,44 @@ func (tc *tourCluster) join(ctx context.Context, out io.Writer, via *kvNode) err
 	tc.peers = append(tc.peers, p)
 	tc.mu.Unlock()
 	t0 := time.Now()
-	if err := joinCluster(ctx, via.httpAddr, joinRequest{ID: id, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}); err != nil {
+	if err := joinCluster(ctx, via.httpAddr, joinRequest{ID: id, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}, ""); err != nil {
 		return err
 	}
 	took := time.Since(t0).Round(time.Millisecond)
-	leader, err := tc.waitLeader(ctx, "")
+	leader, _, err := tc.waitLeader(ctx, "")
 	if err != nil {
 		return err
 	}
 	// The learner counts as caught up within Config.MaxCatchUpLag entries;
 	// wait until it has applied everything committed so far.
 	commit := leader.raft.Status().Commit
-	for n.raft.Status().Applied < commit {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not catch up to index %d: %w", id, commit, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
+	if err := caughtUp(ctx, n, commit); err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "\n6. Membership: %s started empty and asked %s to add it (POST /members); the leader added it\n", id, via.id)
 	fmt.Fprintf(out, "   as a learner, then promoted it to voter, in %v: configuration %v; it has applied index %d\n",
 		took, leader.raft.Status().Configuration, commit)
-	res, ok := n.kv.Local("greeting")
-	if !ok || res.Value != "hello" {
-		return fmt.Errorf("%s joined without the data: greeting = %+v", id, res)
+	res, err := raft.Query(ctx, n.raft, raft.ReadLinearizable, func() Response { r, _ := n.kv.Get("greeting"); return r })
+	if err != nil || res.Value != "hello" {
+		return fmt.Errorf("%s joined without the data: greeting = %+v (%v)", id, res, err)
 	}
 	return nil
 }
 
-// httpConflict sends the same conflicting CAS over HTTP to a follower and
-// shows the redirect to the leader and the 409 with its JSON body.
+// httpConflict sends the same conflicting CAS over HTTP to a follower,
+// which forwards it to the leader, and shows the leader's 409 with its
+// JSON body, as the follower answers it.
 func (tc *tourCluster) httpConflict(ctx context.Context, out io.Writer, leader raft.NodeID) error {
 	f := tc.followerOf(leader)
-	for f.raft.Status().Leader != leader { // it learns of the leader from its messages
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("follower %s does not know the leader: %w", f.id, ctx.Err())
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	var hops []string
-	client := &http.Client{
-		Timeout: 10 * time.Second,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			hops = append(hops, fmt.Sprintf("307 -> %s", req.URL))
-			if len(via) > 5 {
-				return errors.New("too many redirects")
-			}
-			return nil
-		},
+	if err := knowsLeader(ctx, f, leader); err != nil {
+		return err
 	}
 	url := "http://" + f.httpAddr + "/cas/greeting"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"old":"hi","new":"bonjour"}`))
 	if err != nil {
 		return err
 	}
-	resp, err := client.Do(req)
+	resp, err := tourClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("http cas: %w", err)
 	}
@@ -381,38 +384,122 @@ func (tc *tourCluster) httpConflict(ctx context.Context, out io.Writer, leader r
 	if err != nil {
 		return fmt.Errorf("http cas: %w", err)
 	}
-	if resp.StatusCode != http.StatusConflict || len(hops) == 0 {
-		return fmt.Errorf("http cas via follower %s: status %d after %v, want 409 after a redirect: %s", f.id, resp.StatusCode, hops, body)
+	if resp.StatusCode != http.StatusConflict {
+		return fmt.Errorf("http cas via follower %s: status %d, want 409: %s", f.id, resp.StatusCode, body)
 	}
-	fmt.Fprintf(out, "   over HTTP: POST %s (follower %s)\n", url, f.id)
-	for _, h := range hops {
-		fmt.Fprintf(out, "     %s\n", h)
-	}
+	fmt.Fprintf(out, "   over HTTP: POST %s (follower %s, which forwards it to the leader %s)\n", url, f.id, leader)
 	fmt.Fprintf(out, "     %d %s", resp.StatusCode, body)
 	return nil
 }
 
-// checkReads reads every acknowledged key (and the keys of step 2) through
-// the log on leader and fails if any write is missing.
+// checkReads reads every acknowledged key (and the keys of step 2) in one
+// linearizable read on a follower, failing if any write is missing, then
+// shows a follower read over HTTP right after a write (followerRead).
 func (tc *tourCluster) checkReads(ctx context.Context, out io.Writer, leader *kvNode, acked map[string]string) error {
 	want := map[string]string{"greeting": "hello", "visits": "1"}
-	for k, v := range acked {
-		want[k] = v
+	maps.Copy(want, acked)
+	f := tc.followerOf(leader.id)
+	if err := knowsLeader(ctx, f, leader.id); err != nil {
+		return err
 	}
-	futures := map[string]*raft.Future[Response, *Error]{}
-	for k := range want {
-		futures[k] = leader.raft.Propose(ctx, Command{Op: OpGet, Key: k})
-	}
-	for k, f := range futures {
-		res, err := f.Wait(ctx)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", k, err)
+	// One read, on f's apply goroutine: a consistent view of every key,
+	// typed ([]string), and no lock on the map.
+	missing, err := raft.Query(ctx, f.raft, raft.ReadLinearizable, func() []string {
+		var bad []string
+		for k, v := range want {
+			if res, ok := f.kv.Get(k); !ok || res.Value != v {
+				bad = append(bad, k)
+			}
 		}
-		if res.Err != nil || !res.Value.Found || res.Value.Value != want[k] {
-			return fmt.Errorf("read %s through the log: got %+v (err %v), want %q", k, res.Value, res.Err, want[k])
-		}
+		return bad
+	})
+	if err != nil {
+		return fmt.Errorf("linearizable read on %s: %w", f.id, err)
 	}
-	fmt.Fprintf(out, "\n5. Read all %d keys through the log on %s (linearizable reads): every acknowledged write is there\n", len(want), leader.id)
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("linearizable read on %s: %d acknowledged writes missing, first %s", f.id, len(missing), missing[0])
+	}
+	fmt.Fprintf(out, "\n5. Reads without the log, on any node: one raft.Query(ReadLinearizable) on follower %s reads all %d keys: every acknowledged write is there\n", f.id, len(want))
+	return followerRead(ctx, out, leader, f)
+}
+
+// followerRead writes a key over HTTP on the leader and, once the write is
+// acknowledged, reads it on follower f: stale (which may or may not see
+// it yet) and linearizable (which must).
+func followerRead(ctx context.Context, out io.Writer, leader, f *kvNode) error {
+	put, err := tourCall(ctx, http.MethodPut, "http://"+leader.httpAddr+"/kv/news", "fresh", nil)
+	if err != nil || put.status != http.StatusOK {
+		return fmt.Errorf("PUT news on %s: %d %v: %w", leader.id, put.status, put.body, err)
+	}
+	fmt.Fprintf(out, "   over HTTP: PUT /kv/news=fresh on leader %s -> 200 (revision %v); right after it, on follower %s:\n", leader.id, put.body["revision"], f.id)
+	base := "http://" + f.httpAddr + "/kv/news?consistency="
+	stale, err := tourCall(ctx, http.MethodGet, base+ConsistencyStale, "", nil)
+	if err != nil {
+		return fmt.Errorf("stale GET news on %s: %w", f.id, err)
+	}
+	switch {
+	case stale.status == http.StatusOK && stale.body["value"] == "fresh":
+		fmt.Fprintf(out, "     GET /kv/news?consistency=stale         -> 200 \"fresh\" (%s had applied it already; stale reads may lag)\n", f.id)
+	case stale.status == http.StatusNotFound:
+		fmt.Fprintf(out, "     GET /kv/news?consistency=stale         -> 404 (%s had not applied it yet: stale reads may lag)\n", f.id)
+	default:
+		return fmt.Errorf("stale GET news on %s: %d %v", f.id, stale.status, stale.body)
+	}
+	lin, err := tourCall(ctx, http.MethodGet, base+ConsistencyLinearizable, "", nil)
+	if err != nil || lin.status != http.StatusOK || lin.body["value"] != "fresh" {
+		return fmt.Errorf("linearizable GET news on %s after an acknowledged PUT: %d %v: %w", f.id, lin.status, lin.body, err)
+	}
+	fmt.Fprintf(out, "     GET /kv/news?consistency=linearizable  -> 200 \"fresh\" at index %v (read index from %s, served by %s once applied)\n",
+		lin.body["index"], leader.id, f.id)
+	return nil
+}
+
+// tourAnswer is a JSON answer of the HTTP API.
+type tourAnswer struct {
+	status int
+	body   map[string]any
+}
+
+// tourClient is the tour's HTTP client: it does not follow redirects.
+var tourClient = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// tourCall sends one request to the HTTP API, with the header h (may be
+// nil), without following redirects, and decodes its JSON answer.
+func tourCall(ctx context.Context, method, url, body string, h map[string]string) (tourAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return tourAnswer{}, err
+	}
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	resp, err := tourClient.Do(req)
+	if err != nil {
+		return tourAnswer{}, err
+	}
+	defer resp.Body.Close()
+	a := tourAnswer{status: resp.StatusCode}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&a.body); err != nil {
+		return a, fmt.Errorf("%s %s: %d, body not JSON: %w", method, url, resp.StatusCode, err)
+	}
+	return a, nil
+}
+
+// knowsLeader waits until f has heard from leader (it learns of a leader
+// from its messages).
+func knowsLeader(ctx context.Context, f *kvNode, leader raft.NodeID) error {
+	if _, err := f.raft.WaitFor(ctx, func(s raft.Status) bool { return s.Leader == leader }); err != nil {
+		return fmt.Errorf("follower %s does not know the leader %s: %w", f.id, leader, err)
+	}
+	return nil
+}
+
+// caughtUp waits until n has applied index.
+func caughtUp(ctx context.Context, n *kvNode, index uint64) error {
+	if _, err := n.raft.WaitFor(ctx, func(s raft.Status) bool { return s.Applied >= index }); err != nil {
+		return fmt.Errorf("%s did not catch up to index %d: %w", n.id, index, err)
+	}
 	return nil
 }
 

@@ -31,11 +31,14 @@ func startWriter(ctx context.Context, tc *tourCluster) *writer {
 		defer close(w.done)
 		for i := 0; ctx.Err() == nil; i++ {
 			key, val := fmt.Sprintf("w%04d", i), fmt.Sprintf("v%d", i)
+			changed := tc.changes() // before looking: no event is missed
 			n := tc.leader()
 			if n == nil {
+				// Woken by the next event of any node (a new leader's
+				// state-changed among them).
 				select {
 				case <-ctx.Done():
-				case <-time.After(5 * time.Millisecond):
+				case <-changed:
 				}
 				i-- // no attempt was made; keep the key
 				continue

@@ -135,13 +135,18 @@ func TestOptionsValidation(t *testing.T) {
 }
 
 // TestNoFaultsRun checks a fault-free run: every operation is acknowledged
-// and nothing is lost.
+// (writes through the log, reads on each of the three read paths) and
+// nothing is lost.
 func TestNoFaultsRun(t *testing.T) {
 	rep, err := rafttest.Run(rafttest.Options{Seed: 3, Ops: 200, Faults: rafttest.NoFaults()}, kvmodel.Workload(3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Ops != 200 || rep.Acked != 200 || rep.Unknown != 0 || rep.Lost != 0 || rep.Crashes != 0 {
+	reads := rep.IndexReads + rep.LeaseReads + rep.FollowerReads
+	if rep.Ops != 200 || rep.Acked+reads != 200 || rep.Unknown != 0 || rep.Lost != 0 || rep.Crashes != 0 {
 		t.Fatalf("unexpected fault-free report: %v", rep)
+	}
+	if rep.IndexReads == 0 || rep.LeaseReads == 0 || rep.FollowerReads == 0 {
+		t.Fatalf("a read path was not exercised: %v", rep)
 	}
 }

@@ -22,8 +22,12 @@ type client struct {
 	id     int
 	guess  int
 	op     *pendingOp
+	read   *pendingRead
 	wakeAt int
 }
+
+// busy reports whether the client has an operation outstanding.
+func (c *client) busy() bool { return c.op != nil || c.read != nil }
 
 // pendingOp is an operation a leader accepted, awaiting its outcome.
 type pendingOp struct {
@@ -73,7 +77,7 @@ func (w *workload) done(ops int) bool {
 		return false
 	}
 	for _, c := range w.clients {
-		if c.op != nil {
+		if c.busy() {
 			return false
 		}
 	}
@@ -105,7 +109,7 @@ func (s *sim) clientTick() {
 	groups := make([][]submission, len(s.nodes))
 	planned := 0
 	for _, c := range wl.clients {
-		if c.op != nil || c.wakeAt > s.tick || wl.submitted+planned >= s.o.Ops {
+		if c.busy() || c.wakeAt > s.tick || wl.submitted+planned >= s.o.Ops {
 			continue
 		}
 		if !burst && s.rng.Float64() >= submitChance {
@@ -129,6 +133,12 @@ func (s *sim) clientTick() {
 		if err != nil {
 			s.failf(InvariantApplication, "%v", err)
 			return
+		}
+		if s.app.isRead != nil && s.app.isRead(input) {
+			if path := readPath(s.rng.IntN(4)); path != readViaLog {
+				s.clientRead(c, path, data, input)
+				continue
+			}
 		}
 		groups[c.guess] = append(groups[c.guess], submission{c: c, data: data, input: input})
 		planned++

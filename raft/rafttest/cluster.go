@@ -49,6 +49,18 @@ type ClusterOptions struct {
 	SettleTimeout time.Duration
 	// CheckTimeout bounds the linearizability check (default 30s).
 	CheckTimeout time.Duration
+	// NoSessions turns client sessions off. By default every client but
+	// the first proposes in a raft.Session and retries an indeterminate
+	// outcome with the same sequence number (on another node, forwarded,
+	// when it does not know the leader), so its operations enter the
+	// history once, with their real outcome; the first client proposes
+	// plainly and records indeterminate outcomes as unknown.
+	NoSessions bool
+	// NoForward makes the clients' plain proposals never forwarded: a
+	// client follows the *NotLeaderError to the leader instead, so it
+	// keeps proposing to the node it believes leads (a stale leader cut
+	// off by a partition, say). By default three of four are forwarded.
+	NoForward bool
 }
 
 // ClusterFaults sets what RunCluster injects. Every FaultInterval the
@@ -94,6 +106,14 @@ type ClusterReport struct {
 	// counts operations that definitely did not happen (not leader, dropped)
 	// and are left out.
 	Ops, Acked, Unknown, Failed int
+	// Reads counts typed reads answered (raft.Query), ReadsFailed those
+	// that failed (and were retried); Rejected counts commands rejected by
+	// Validate, which enter the history as known outcomes.
+	Reads, ReadsFailed, Rejected int
+	// SessionOps counts operations proposed in a session, SessionRetries
+	// the attempts that repeated a sequence number after an indeterminate
+	// outcome, and SessionsOpened the sessions the clients opened.
+	SessionOps, SessionRetries, SessionsOpened int
 	// Faults counts injected actions; Crashes the crash-restarts among them.
 	Faults, Crashes int
 	// Membership counts what the membership fault did (all zero without it).
@@ -122,8 +142,9 @@ type ClusterMembership struct {
 
 // String renders the report on one line.
 func (r ClusterReport) String() string {
-	s := fmt.Sprintf("seed=%d nodes=%d ops=%d acked=%d unknown=%d failed=%d faults=%d crashes=%d elapsed=%v",
-		r.Seed, r.Nodes, r.Ops, r.Acked, r.Unknown, r.Failed, r.Faults, r.Crashes, r.Elapsed.Round(time.Millisecond))
+	s := fmt.Sprintf("seed=%d nodes=%d ops=%d acked=%d unknown=%d failed=%d reads=%d failed-reads=%d rejected=%d session-ops=%d session-retries=%d sessions=%d faults=%d crashes=%d elapsed=%v",
+		r.Seed, r.Nodes, r.Ops, r.Acked, r.Unknown, r.Failed, r.Reads, r.ReadsFailed, r.Rejected, r.SessionOps, r.SessionRetries, r.SessionsOpened,
+		r.Faults, r.Crashes, r.Elapsed.Round(time.Millisecond))
 	if m := r.Membership; m != (ClusterMembership{}) {
 		s += fmt.Sprintf(" membership[add=%d promote=%d remove=%d remove-leader=%d demote=%d replace=%d remove-learner=%d transfer=%d retried=%d retired=%d rejoined=%d voters=%d..%d final=%d+%d]",
 			m.AddLearner, m.Promote, m.RemoveVoter, m.RemoveLeader, m.Demote, m.Replace, m.RemoveLearner, m.Transfer,
@@ -139,11 +160,21 @@ func (r ClusterReport) String() string {
 // It is what catches a future resolved with the wrong result, which the
 // pure simulator cannot see.
 //
+// With Workload.IsRead and Workload.Read set, clients send read-only
+// commands as typed reads (raft.Query, ReadLinearizable or ReadLease, on
+// the node they believe leads or on another member) as well as through the
+// log, and a read's answer is a known outcome; a read that fails changed
+// nothing. A rejection by the state machine's Validate (a Result with
+// Index 0) is a known outcome too: it must be linearizable.
+//
 // Client outcomes map onto the history as follows: a Result is a known
 // outcome (including the application's own E); an error matching
 // raft.ErrIndeterminate (leadership lost, shutdown, timeout) is an unknown
 // outcome; any other error (not leader, dropped, too many proposals) means
-// the command did not happen. Crashes are clean stops and restarts on the
+// the command did not happen. Once the cluster has settled, an unknown
+// outcome whose entry is not in the settled log is dropped, and one whose
+// entry is there gets the output the state machine returned for it (it
+// stays open to the end of the history: its client never saw it). Crashes are clean stops and restarts on the
 // same store (the memory store loses nothing); crashes that lose unsynced
 // writes are the pure simulator's job.
 //
@@ -255,6 +286,9 @@ type liveNode[C any, R any, E raft.ErrorType] struct {
 	// The fields below are guarded by cluster.mu.
 	tr   *inmem.Transport
 	node *raft.Raft[C, R, E]
+	// sm is the current incarnation's state machine, which reads run on
+	// (through the node's Read, on its apply goroutine).
+	sm raft.StateMachine[C, R, E]
 	// retired: shut down for good after leaving the configuration; no
 	// crash restarts it.
 	retired bool
@@ -315,7 +349,7 @@ func (c *cluster[C, R, E]) run(ctx context.Context) (ClusterReport, error) {
 	c.leaders = map[uint64]raft.NodeID{}
 	c.unknown = map[int]*raft.Future[R, E]{}
 	c.rep = ClusterReport{Seed: c.o.Seed, Nodes: c.o.Nodes}
-	c.applied = &appliedLog{codec: c.codec, cmds: map[uint64][]byte{}, fail: c.failf}
+	c.applied = &appliedLog{codec: c.codec, cmds: map[uint64][]byte{}, outs: map[uint64]any{}, fail: c.failf}
 	c.minVoters, c.maxVoters = min(3, c.o.Nodes), min(max(5, c.o.Nodes), c.o.Nodes+c.o.Spares)
 	var servers []raft.Server
 	for i := 0; i < c.o.Nodes+c.o.Spares; i++ {
@@ -328,6 +362,10 @@ func (c *cluster[C, R, E]) run(ctx context.Context) (ClusterReport, error) {
 	defer c.shutdownAll()
 	for i, id := range c.ids {
 		n := &liveNode[C, R, E]{id: id, store: memory.New()}
+		// Both write paths: some nodes save on their writer goroutine, as
+		// on a store that fsyncs, the others inline (raft.InlineSaver),
+		// which ones depending on the seed.
+		n.store.SetSavesInline((uint64(i)+uint64(c.o.Seed))%2 == 0)
 		c.nodes = append(c.nodes, n)
 		if err := c.startNode(n); err != nil {
 			return c.rep, err
@@ -394,13 +432,14 @@ func (c *cluster[C, R, E]) startNode(n *liveNode[C, R, E]) error {
 		c.o.Configure(&cfg)
 	}
 	tr := c.net.Join(n.id)
-	node, err := raft.New(cfg, recorder(c.w.NewStateMachine(), n.id, c.applied), n.store, tr)
+	sm := c.w.NewStateMachine()
+	node, err := raft.New(cfg, recorder(sm, n.id, c.applied), n.store, tr)
 	if err != nil {
 		_ = tr.Close()
 		return fmt.Errorf("rafttest: start %s: %w", n.id, err)
 	}
 	c.mu.Lock()
-	n.tr, n.node = tr, node
+	n.tr, n.node, n.sm = tr, node, sm
 	n.term, n.commit, n.applied = 0, 0, 0
 	c.mu.Unlock()
 	return nil
@@ -430,19 +469,6 @@ func (c *cluster[C, R, E]) shutdownAll() {
 		c.stopNode(n)
 		n.life.Unlock()
 	}
-}
-
-// running returns the nodes currently up.
-func (c *cluster[C, R, E]) running() []*liveNode[C, R, E] {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []*liveNode[C, R, E]
-	for _, n := range c.nodes {
-		if n.node != nil {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // watch samples every node's status and checks election safety and

@@ -18,10 +18,14 @@ type appliedLog struct {
 	codec codec.Codec
 	mu    sync.Mutex
 	cmds  map[uint64][]byte
-	fail  func(invariant, format string, args ...any)
+	// outs holds the Outcome the first node to apply an index returned.
+	outs map[uint64]any
+	fail func(invariant, format string, args ...any)
 }
 
-func (l *appliedLog) record(node raft.NodeID, index uint64, cmd any) {
+// record notes that node applied cmd at index and the state machine
+// returned out (an Outcome).
+func (l *appliedLog) record(node raft.NodeID, index uint64, cmd, out any) {
 	b, err := l.codec.Marshal(cmd)
 	if err != nil {
 		l.fail(InvariantApplication, "%s: encode command applied at %d: %v", node, index, err)
@@ -31,22 +35,27 @@ func (l *appliedLog) record(node raft.NodeID, index uint64, cmd any) {
 	defer l.mu.Unlock()
 	if prev, ok := l.cmds[index]; !ok {
 		l.cmds[index] = b
+		l.outs[index] = out
 	} else if !bytes.Equal(prev, b) {
 		l.fail(InvariantStateMachineSafety, "%s applied a different command at index %d than another node", node, index)
 	}
 }
 
-// notApplied reports whether the command applied at index (if any) is
-// known to differ from cmd, so cmd was not applied there.
-func (l *appliedLog) notApplied(index uint64, cmd any) bool {
+// at tells what was applied at index: recorded is false if no node has
+// applied anything there yet (or cmd cannot be encoded); otherwise same
+// tells whether it was cmd, and out is the Outcome it returned then.
+func (l *appliedLog) at(index uint64, cmd any) (out any, recorded, same bool) {
 	b, err := l.codec.Marshal(cmd)
 	if err != nil {
-		return false
+		return nil, false, false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prev, ok := l.cmds[index]
-	return ok && !bytes.Equal(prev, b)
+	if !ok {
+		return nil, false, false
+	}
+	return l.outs[index], true, bytes.Equal(prev, b)
 }
 
 // recorder wraps a node's state machine to record what it applies. The
@@ -74,8 +83,9 @@ type recSM[C any, R any, E raft.ErrorType] struct {
 }
 
 func (r *recSM[C, R, E]) Apply(index uint64, cmd C) (R, E) {
-	r.log.record(r.node, index, cmd)
-	return r.sm.Apply(index, cmd)
+	v, e := r.sm.Apply(index, cmd)
+	r.log.record(r.node, index, cmd, Outcome[R, E]{Value: v, Err: e})
+	return v, e
 }
 
 type recSnap[C any, R any, E raft.ErrorType] struct {
@@ -83,10 +93,12 @@ type recSnap[C any, R any, E raft.ErrorType] struct {
 	snap raft.Snapshotter
 }
 
-func (r recSnap[C, R, E]) Snapshot() (raft.StateSnapshot, error) { return r.snap.Snapshot() }
+func (r recSnap[C, R, E]) Snapshot(meta raft.SnapshotMeta) (raft.StateSnapshot, error) {
+	return r.snap.Snapshot(meta)
+}
 
-func (r recSnap[C, R, E]) Restore(rd io.Reader) error {
-	if err := r.snap.Restore(rd); err != nil {
+func (r recSnap[C, R, E]) Restore(meta raft.SnapshotMeta, rd io.Reader) error {
+	if err := r.snap.Restore(meta, rd); err != nil {
 		return fmt.Errorf("rafttest: %s: %w", r.node, err)
 	}
 	return nil

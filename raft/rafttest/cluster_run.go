@@ -15,6 +15,9 @@ import (
 // decides how it enters the history.
 func (c *cluster[C, R, E]) client(ctx context.Context, id int, work <-chan int) {
 	guess := id % len(c.nodes)
+	// Every client but the first proposes in a session and retries
+	// indeterminate outcomes with the same sequence number (cluster_sessions.go).
+	sc := &sessionClient{on: !c.o.NoSessions && id != 0}
 	for range work {
 		c.mu.Lock()
 		think := time.Duration(c.rng.Int64N(int64(c.o.Think) + 1))
@@ -34,9 +37,31 @@ func (c *cluster[C, R, E]) client(ctx context.Context, id int, work <-chan int) 
 				guess = c.randomNode()
 				continue
 			}
+			if c.w.IsRead != nil && c.w.Read != nil && c.w.IsRead(cmd) {
+				if done, ok := c.typedRead(ctx, id, cmd, &guess); ok {
+					if done {
+						break
+					}
+					continue
+				}
+			}
+			if sc.on {
+				if c.sessionOp(ctx, id, cmd, sc, &guess) {
+					break
+				}
+				continue
+			}
+			var opts []raft.ProposeOption
+			c.mu.Lock()
+			if c.rng.IntN(4) == 0 || c.o.NoForward {
+				// Some plain proposals are not forwarded: the client
+				// follows the *NotLeaderError instead.
+				opts = append(opts, raft.NoForward)
+			}
+			c.mu.Unlock()
 			opCtx, cancel := context.WithTimeout(ctx, c.o.OpTimeout)
 			call := c.now()
-			f := node.Propose(opCtx, cmd)
+			f := node.Propose(opCtx, cmd, opts...)
 			res, err := f.Wait(opCtx)
 			ret := c.now()
 			cancel()
@@ -52,13 +77,64 @@ func (c *cluster[C, R, E]) client(ctx context.Context, id int, work <-chan int) 
 			}
 			if errors.As(err, &nl) {
 				// Give an election time to finish rather than spin.
-				select {
-				case <-ctx.Done():
-				case <-time.After(c.o.TickInterval):
-				}
+				c.pause(ctx)
 			}
 		}
 	}
+}
+
+// typedRead sends a read-only command as a typed read (raft.Query), on
+// three of four draws: linearizable or lease, on the node the client
+// believes leads or on another one. ok is false when the draw sends it
+// through the log instead; done reports whether the read was answered.
+func (c *cluster[C, R, E]) typedRead(ctx context.Context, client int, cmd C, guess *int) (done, ok bool) {
+	c.mu.Lock()
+	draw := c.rng.IntN(4)
+	target := *guess
+	if draw == 3 {
+		target = c.rng.IntN(len(c.nodes))
+	}
+	n := c.nodes[target]
+	node, sm := n.node, n.sm
+	c.mu.Unlock()
+	if draw == 0 {
+		return false, false
+	}
+	if node == nil {
+		*guess = c.randomNode()
+		return false, true
+	}
+	mode := raft.ReadLinearizable
+	if draw == 2 {
+		mode = raft.ReadLease
+	}
+	opCtx, cancel := context.WithTimeout(ctx, c.o.OpTimeout)
+	defer cancel()
+	call := c.now()
+	out, err := raft.Query(opCtx, node, mode, func() Outcome[R, E] {
+		v, e := c.w.Read(sm, cmd)
+		return Outcome[R, E]{Value: v, Err: e}
+	})
+	ret := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		// A read that failed changed nothing: try again, elsewhere.
+		c.rep.ReadsFailed++
+		var nl *raft.NotLeaderError
+		if errors.As(err, &nl) && nl.LeaderID != "" {
+			*guess = c.index(nl.LeaderID)
+		} else {
+			*guess = c.rng.IntN(len(c.nodes))
+		}
+		c.mu.Unlock()
+		c.pause(ctx)
+		c.mu.Lock()
+		return false, true
+	}
+	c.hist = append(c.hist, porcupine.Operation{ClientId: client, Input: cmd, Call: call, Output: out, Return: ret})
+	c.rep.Reads++
+	return true, true
 }
 
 func (c *cluster[C, R, E]) randomNode() int {
@@ -83,9 +159,12 @@ func (c *cluster[C, R, E]) record(client int, cmd C, call, ret int64, f *raft.Fu
 	defer c.mu.Unlock()
 	switch {
 	case err == nil && res.Index == 0 && res.Rejected():
-		// Rejected by Validate before entering the log: no effect.
-		c.rep.Failed++
-		return false
+		// Rejected by Validate before entering the log: the rejection is a
+		// read of the state, and must be linearizable like one.
+		c.hist = append(c.hist, porcupine.Operation{ClientId: client, Input: cmd, Call: call,
+			Output: Outcome[R, E]{Err: res.Err}, Return: ret})
+		c.rep.Rejected++
+		return true
 	case err == nil:
 		c.hist = append(c.hist, porcupine.Operation{ClientId: client, Input: cmd, Call: call,
 			Output: Outcome[R, E]{Value: res.Value, Err: res.Err}, Return: ret})
@@ -212,16 +291,26 @@ func (c *cluster[C, R, E]) verify() {
 		}
 	}
 	// An unknown operation never appended, appended beyond the settled
-	// commit index, or appended where another command was applied, never
-	// happened; the others stay as possibly applied.
+	// commit index, or appended where another entry or command was
+	// applied, never happened. One whose entry (its index and term) is in
+	// the settled log happened, and its output is what the state machine
+	// returned there; its client still never saw it, so it stays open
+	// to the end. The others stay as possibly applied. A forwarded one
+	// that failed does not know whether or where the leader appended it.
 	keep := c.hist[:0]
 	for i, op := range c.hist {
 		if f, ok := c.unknown[i]; ok {
-			idx, _ := f.Index()
-			if idx == 0 || idx > c.final || c.applied.notApplied(idx, op.Input) {
+			idx, term := f.Index()
+			t, known := c.settledTerm(idx)
+			out, recorded, same := c.applied.at(idx, op.Input)
+			switch {
+			case idx == 0 && f.Forwarded():
+			case idx == 0 || idx > c.final || (known && t != term) || (recorded && !same):
 				c.rep.Unknown--
 				c.rep.Failed++
 				continue
+			case known && recorded:
+				op.Output = out
 			}
 		}
 		keep = append(keep, op)
@@ -229,13 +318,27 @@ func (c *cluster[C, R, E]) verify() {
 	c.hist = keep
 }
 
+// settledTerm returns the term of the entry at index in the settled log,
+// if a member still holds it (not compacted).
+func (c *cluster[C, R, E]) settledTerm(index uint64) (uint64, bool) {
+	if index == 0 {
+		return 0, false
+	}
+	for _, n := range c.members {
+		if t, err := n.store.Term(index); err == nil {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
 func (c *cluster[C, R, E]) checkHistory() {
 	c.rep.Ops = len(c.hist)
 	switch porcupine.CheckOperationsTimeout(c.app.model, c.hist, c.o.CheckTimeout) {
 	case porcupine.Ok:
 	case porcupine.Unknown:
-		c.failf(InvariantLinearizability, "the checker did not finish within %v on %d operations; a timeout counts as a failure",
-			c.o.CheckTimeout, len(c.hist))
+		c.failf(InvariantLinearizability, "the checker did not finish within %v on %d operations (%d unknown); a timeout counts as a failure",
+			c.o.CheckTimeout, len(c.hist), c.rep.Unknown)
 	default:
 		c.failf(InvariantLinearizability, "the history of %d operations (%d acknowledged, %d unknown) is not linearizable%s",
 			len(c.hist), c.rep.Acked, c.rep.Unknown, describeHistory(c.app.model, c.hist, c.o.CheckTimeout))

@@ -30,6 +30,8 @@ type disk struct {
 	ents  []raft.Entry
 	phash []uint64
 	snap  *snapshot
+	// gen counts changes of the log (saves and compactions), for caches.
+	gen uint64
 }
 
 func (d *disk) FirstIndex() (uint64, error) { return d.base + 1, nil }
@@ -93,6 +95,7 @@ func (d *disk) prefixHash(i uint64) uint64 {
 // save persists hs and ents atomically, truncating the stored log at
 // ents[0].Index first. It returns an error if ents do not attach to the log.
 func (d *disk) save(hs raft.HardState, ents []raft.Entry) error {
+	d.gen++
 	if len(ents) > 0 {
 		at := ents[0].Index
 		if at <= d.base || at > d.last()+1 {
@@ -121,6 +124,7 @@ func (d *disk) save(hs raft.HardState, ents []raft.Entry) error {
 // holds (index, term) the entries after it stay; otherwise the whole log is
 // discarded and restarts after index, whose prefix hash is then phash.
 func (d *disk) compact(index, term, phash uint64) {
+	d.gen++
 	if index <= d.base {
 		return
 	}

@@ -10,11 +10,25 @@
 // source chooses every event: which message is delivered next, which is
 // dropped, duplicated, delayed or reordered, when a partition starts (with
 // the leader in the minority or in the majority, cutting one or both
-// directions), when a node pauses for longer than an election timeout, when
-// a node crashes (often after it sent a batch's messages but before it
-// saved the batch, losing what was unsaved), when every node restarts at
-// once, and when clients send a burst of proposals. The same seed replays
-// the same run, event for event.
+// directions, or only the link between the leader and one node), when a
+// node pauses for longer than an election timeout, when a node crashes
+// (often after it sent a batch's messages but before it saved the batch,
+// losing what was unsaved, or while the leader's own log write is still in
+// flight), when every node restarts at once, when clients send a burst of
+// proposals, and when a rogue node outside the cluster forges a message of
+// any kind. Each node's clock runs at its own rate (Faults.ClockDrift). The
+// same seed replays the same run, event for event.
+//
+// # Reads and the leader's write
+//
+// The simulator plays the driver as typedraft ships it. A leader's new
+// entries go to a write in flight (Core.AdvanceAsync) that completes as a
+// step of its own (Core.WriteDone), while the leader keeps stepping
+// acknowledgements and committing through followers. Clients send
+// read-only commands (Workload.IsRead) as ReadIndex reads, lease reads or
+// follower reads through Core.ReadIndex, and the node answers them with
+// Workload.Read once it has applied the read index; the driver tells the
+// core the time its clock saw (Core.SyncClock), including after a pause.
 //
 // # Membership
 //
@@ -50,7 +64,9 @@
 // Clients submit commands of the workload to the member they believe leads.
 // A command whose outcome a client learns (its node applied it) enters the
 // history with its response; one whose client gave up (timeout, or its node
-// crashed) enters it as Unknown, possibly applied. When the workload is
+// crashed) enters it as Unknown, possibly applied. A read enters it with
+// the answer it got; a read that failed changed nothing and is left out.
+// When the workload is
 // done, every fault is healed and the cluster must settle: one leader with a
 // non-joint configuration, every member holding, committing and applying
 // the same log.
@@ -69,7 +85,9 @@
 // configuration in force at that index; no node commits beyond what a
 // leader committed; only voters of their own configuration campaign;
 // state machine safety (every node applies the same entry at an index, in
-// order, from its durable log); snapshots hold the committed log and the
+// order, from its durable log); no read is served from a state missing an
+// entry a leader had committed when the read was issued; a member acts on
+// no forged message from a non-member; snapshots hold the committed log and the
 // configuration in force at their index; term, commit and applied never
 // decrease. At the end, after every fault is healed: within
 // Options.RecoverTicks (10 election timeouts) exactly one node leads and

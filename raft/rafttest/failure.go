@@ -122,6 +122,14 @@ const (
 	// configuration is not one the operator could have asked for (voters
 	// outside the bounds it keeps).
 	InvariantMembership = "Membership"
+	// InvariantStaleRead: a read (ReadIndex, lease or follower read) was
+	// served from a state machine that had not applied every entry a
+	// leader had committed when the read was issued.
+	InvariantStaleRead = "StaleRead"
+	// InvariantRogue: a member acted on a forged message from a node that
+	// is no member (Faults.Rogue): its role, term, leader, commit index or
+	// log changed.
+	InvariantRogue = "Rogue"
 )
 
 // Report summarizes a successful run.
@@ -154,8 +162,18 @@ type Report struct {
 	Membership MembershipReport
 	// RecoverTicks is how long, after faults stopped, the cluster took to
 	// have exactly one leader with a non-joint configuration.
-	RecoverTicks   int
-	Messages, Lost int64
+	RecoverTicks int
+	// IndexReads, LeaseReads and FollowerReads count reads served on each
+	// path (ReadIndex on the leader, a lease read, a read on a follower
+	// or learner); ReadsFailed those that failed or timed out.
+	IndexReads, LeaseReads, FollowerReads, ReadsFailed int
+	// AsyncWrites counts the leaders' log writes done in flight, in
+	// parallel with replication.
+	AsyncWrites int
+	// PartialPartitions counts the partitions that cut a single link;
+	// RogueMessages the forged messages of the rogue fault.
+	PartialPartitions, RogueMessages int
+	Messages, Lost                   int64
 	// TraceHash is a hash of every event of the run; two runs with the same
 	// Seed and Options have the same TraceHash.
 	TraceHash uint64
@@ -222,10 +240,10 @@ func (m MembershipReport) Changes() bool { return m.Accepted > 0 }
 func (r Report) String() string {
 	m := r.Membership
 	return fmt.Sprintf("seed=%d nodes=%d steps=%d ticks=%d submitted=%d ops=%d acked=%d unknown=%d dropped=%d leaders=%d crashes=%d restart-alls=%d partitions=%d pauses=%d snapshots=%d installs=%d snapshot-crashes=%d install-crashes=%d "+
-		"conf-changes=%d/%d (add=%d rejoin=%d promote=%d remove=%d remove-leader=%d demote=%d replace=%d remove-learner=%d) committed-confs=%d joint=%d voters=%d..%d shutdowns=%d transfers=%d/%d recover=%d msgs=%d lost=%d hash=%016x",
+		"reads=%d/%d/%d failed-reads=%d conf-changes=%d/%d (add=%d rejoin=%d promote=%d remove=%d remove-leader=%d demote=%d replace=%d remove-learner=%d) committed-confs=%d joint=%d voters=%d..%d shutdowns=%d transfers=%d/%d recover=%d msgs=%d lost=%d hash=%016x",
 		r.Seed, r.Nodes, r.Steps, r.Ticks, r.Submitted, r.Ops, r.Acked, r.Unknown, r.Dropped, r.Leaders, r.Crashes,
 		r.RestartAlls, r.Partitions, r.Pauses, r.Snapshots, r.Installs, r.SnapshotCrashes, r.InstallCrashes,
-		m.Accepted, m.Accepted+m.Refused, m.AddLearner, m.Rejoined, m.Promote, m.RemoveVoter, m.RemoveLeader, m.Demote, m.Replace, m.RemoveLearner,
+		r.IndexReads, r.LeaseReads, r.FollowerReads, r.ReadsFailed, m.Accepted, m.Accepted+m.Refused, m.AddLearner, m.Rejoined, m.Promote, m.RemoveVoter, m.RemoveLeader, m.Demote, m.Replace, m.RemoveLearner,
 		m.Committed, m.Joint, m.MinVoters, m.MaxVoters, m.Shutdowns, m.Transfers, m.Transfers+m.TransfersRefused,
 		r.RecoverTicks, r.Messages, r.Lost, r.TraceHash)
 }
@@ -260,6 +278,11 @@ const (
 	evTransfer
 	evShutdown
 	evRecovered
+	evRead
+	evReadFailed
+	evReadServed
+	evWriteStart
+	evWriteDone
 )
 
 var eventNames = [...]string{
@@ -269,7 +292,8 @@ var eventNames = [...]string{
 	evResolve: "resolve", evTimeout: "timeout", evSettle: "settle", evUnreachable: "unreachable",
 	evSnapReport: "snapshot-report", evSnapshot: "snapshot", evInstall: "install",
 	evSnapCreated: "snapshot-created", evConfChange: "conf-change", evTransfer: "transfer", evShutdown: "shutdown",
-	evRecovered: "recovered",
+	evRecovered: "recovered", evRead: "read", evReadFailed: "read-failed", evReadServed: "read-served",
+	evWriteStart: "write-start", evWriteDone: "write-done",
 }
 
 // event is one recorded step. Fields not relevant to the kind are zero.
@@ -376,7 +400,7 @@ func (t *tracer) format(e event) string {
 	case evRestart:
 		s += fmt.Sprintf(" term=%d last=%d", e.term, e.a)
 	case evPartition:
-		s += fmt.Sprintf(" minority=%b one-way=%v", e.a, e.b == 1)
+		s += fmt.Sprintf(" minority=%b one-way=%v link-only=%v", e.a, e.b == 1, e.b == 2)
 	case evSnapReport:
 		s += fmt.Sprintf(" peer=%s ok=%v", t.name(int(e.a)), e.b == 1)
 	case evSnapshot, evInstall, evSnapCreated:

@@ -31,6 +31,9 @@ func (s *sim) injectTickFaults() {
 	if f.Transfer > 0 && s.rng.Float64() < f.Transfer {
 		s.transferLeadership()
 	}
+	if f.Rogue > 0 && s.rng.Float64() < f.Rogue {
+		s.rogueMessage()
+	}
 }
 
 // targets returns the nodes that faults aimed at the cluster pick from: the
@@ -80,6 +83,10 @@ func (s *sim) partition() {
 	if lead >= 0 && !slices.Contains(group, lead) {
 		lead = -1
 	}
+	if lead >= 0 && s.f.PartialPartition > 0 && s.rng.Float64() < s.f.PartialPartition {
+		s.cutLink(lead, group)
+		return
+	}
 	leaderInMinority := lead >= 0 && s.rng.IntN(2) == 0
 	perm := make([]int, len(group))
 	for i, j := range s.rng.Perm(len(group)) {
@@ -128,6 +135,25 @@ func (s *sim) partition() {
 		ow = 1
 	}
 	s.record(event{kind: evPartition, node: lead, a: mask, b: ow})
+}
+
+// cutLink cuts only the link between the leader and one other member, both
+// ways: that node stops hearing the leader but still reaches everyone else
+// (a partial partition).
+func (s *sim) cutLink(lead int, group []int) {
+	var others []int
+	for _, i := range group {
+		if i != lead {
+			others = append(others, i)
+		}
+	}
+	o := others[s.rng.IntN(len(others))]
+	nn := len(s.nodes)
+	s.net.cut[lead*nn+o], s.net.cut[o*nn+lead] = true, true
+	s.net.healAt = s.tick + 1 + s.rng.IntN(max(1, s.f.PartitionTicks))
+	s.rep.Partitions++
+	s.rep.PartialPartitions++
+	s.record(event{kind: evPartition, node: lead, a: 1<<lead | 1<<o, b: 2})
 }
 
 // pauseSome freezes a random running node for longer than an election
@@ -220,9 +246,11 @@ func (s *sim) crashFor(n *node, until int, why uint64) {
 		s.rep.InstallCrashes++
 	}
 	s.record(event{kind: evCrash, node: n.idx, a: why})
+	s.dropNodeReads(n)
 	n.up, n.core, n.sm = false, nil, nil
 	n.phase, n.rd, n.dirty = phaseIdle, raft.Ready{}, false
 	n.snapPending, n.installed = nil, false
+	n.write, n.async, n.writeDone = nil, false, 0 // a write in flight is lost
 	n.inc++
 	n.pausedUntil, n.downUntil = 0, until
 	for _, e := range s.net.purgeTo(n.idx) {
@@ -263,7 +291,7 @@ func (s *sim) restart(n *node) {
 	if n.disk.snap != nil {
 		meta = n.disk.snap.meta
 		n.appliedConf, n.appliedConfIdx = meta.Configuration.Clone(), meta.ConfigIndex
-		if err := sm.restore(n.disk.snap.data); err != nil {
+		if err := sm.restore(meta, n.disk.snap.data); err != nil {
 			s.failf(InvariantApplication, "restart %s: %v", n.id, err)
 			return
 		}
@@ -278,6 +306,7 @@ func (s *sim) restart(n *node) {
 	n.phase, n.dirty, n.pausedUntil, n.leading = phaseIdle, true, 0, false
 	n.off, n.snapPending, n.installed, n.campaignKey = false, nil, false, [3]uint64{}
 	n.pending = map[uint64]*pendingOp{}
+	n.reads, n.readWait, n.clockBase = map[uint64]*pendingRead{}, nil, int64(n.clock)
 	_, n.term, _, n.commit, n.applied, _ = core.Basic()
 	n.appliedIdx = n.applied
 	s.record(event{kind: evRestart, node: n.idx, term: n.disk.hs.Term, a: n.disk.last()})

@@ -226,9 +226,25 @@ func (s *sim) checkReply(n *node, to int, m raft.Message) {
 		s.checkGrant(n, voted, m.Term)
 	case m.Type == raft.MsgAppResp && !m.Reject && m.Index > 0:
 		// (Index 0 acknowledges nothing: it tells a stale leader the term.)
+		// The acknowledged prefix must be durable. It is normally the
+		// node's own log up to i; with a write in flight, the node may have
+		// moved on by the time the write completes and its acknowledgement
+		// leaves (a newer leader replaced the entries, or a snapshot reset
+		// the log): it then still backs, durably, the prefix of the leader it
+		// answers, which is what that leader counts (and, when a newer leader
+		// replaced it, can no longer commit: the newer leader was elected
+		// without it) — the leader's log, or the committed log it holds.
 		i := m.Index
 		vh, _ := n.viewHash(i)
 		durable := i < n.disk.base || (i <= n.disk.last() && n.disk.prefixHash(i) == vh)
+		if !durable && i <= n.disk.last() && i > n.disk.base {
+			dh := n.disk.prefixHash(i)
+			if lh, ok := s.nodes[to].viewHash(i); ok && s.nodes[to].up && lh == dh {
+				durable = true
+			} else if i <= uint64(len(s.g.committed)) && s.g.committed[i-1].phash == dh {
+				durable = true
+			}
+		}
 		if hs.Term < m.Term || (hs.Term == m.Term && !durable) {
 			s.failf(InvariantDurableBeforeSend, "%s acknowledges entries up to %d in term %d, but its durable log (term %d) ends at %d or differs there",
 				n.id, i, m.Term, hs.Term, n.disk.last())

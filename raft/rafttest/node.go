@@ -100,6 +100,34 @@ type node struct {
 	// installed: the current Ready's Snapshot is installed, its hard state
 	// and entries not yet saved.
 	installed bool
+
+	// write is the leader's own log write in flight (write.go); async
+	// marks the current Ready as saved by it.
+	write *asyncWrite
+	async bool
+	// writeDone is the last index of a write that completed while a Ready
+	// was out, reported after Advance.
+	writeDone uint64
+	// tail caches coreTail for the core's last index and term and the
+	// durable log's last index.
+	tail     []raft.Entry
+	tailHash []uint64
+	tailAt   uint64
+	tailTerm uint64
+	tailDisk uint64
+	tailKeep uint64
+
+	// reads are read requests handed to the core, by request ID; readWait
+	// the confirmed ones waiting until appliedIdx reaches their index
+	// (reads.go).
+	reads    map[uint64]*pendingRead
+	readWait []*pendingRead
+	// clock is the node's own clock in ticks, advancing by rate per tick of
+	// the simulation (rate != 1 models clock drift); clockBase is its value
+	// (whole ticks) when the current core was created.
+	clock     float64
+	rate      float64
+	clockBase int64
 }
 
 func (n *node) paused(tick int) bool { return n.pausedUntil > tick }
@@ -111,40 +139,97 @@ func (n *node) canStep(tick int) bool { return n.up && !n.paused(tick) && n.phas
 // the Ready's unsaved parts laid over it (a snapshot to install, entries to
 // save). The simulator checks the core's log through it.
 
+// overlay is what the core's log holds beyond its durable prefix: the
+// current Ready's snapshot and entries while it is being saved, or the
+// entries of a write in flight and those appended since. The view is the
+// durable log up to keep, then ents (or, with snap, the snapshot alone).
+type overlay struct {
+	ents   []raft.Entry
+	hashes []uint64
+	snap   *raft.SnapshotMeta
+	keep   uint64
+}
+
+func (n *node) overlay() overlay {
+	if n.phase == phaseSave && (len(n.rd.Entries) > 0 || n.rd.Snapshot != nil) {
+		o := overlay{ents: n.rd.Entries, hashes: n.rdHash, snap: n.rd.Snapshot, keep: n.disk.last()}
+		if len(o.ents) > 0 {
+			o.keep = o.ents[0].Index - 1
+		}
+		if o.snap != nil {
+			o.keep = o.snap.Index
+		}
+		return o
+	}
+	if n.up && n.core != nil {
+		return n.coreTail()
+	}
+	return overlay{keep: n.disk.last()}
+}
+
+// coreTail returns the part of the core's log that is not durable: a write
+// in flight and what the core appended since (held back until the write
+// completes), from the first index at which the core's log leaves the
+// durable one. It is empty when the core's log is the durable log.
+func (n *node) coreTail() overlay {
+	_, _, _, _, _, last := n.core.Basic()
+	lastTerm, _ := n.core.Term(last)
+	dl := n.disk.last()
+	if last == dl {
+		if t, err := n.disk.Term(dl); err == nil && t == lastTerm {
+			return overlay{keep: dl}
+		}
+	}
+	if n.tailAt == last && n.tailTerm == lastTerm && n.tailDisk == n.disk.gen {
+		return overlay{ents: n.tail, hashes: n.tailHash, keep: n.tailKeep}
+	}
+	k := min(dl, last)
+	for k > n.disk.base {
+		if t, err := n.core.Term(k); err == nil && t == n.disk.ents[k-n.disk.base-1].Term {
+			break
+		}
+		k--
+	}
+	ents, err := n.core.Entries(k+1, last+1)
+	if err != nil {
+		ents = nil
+	}
+	prev := n.disk.prefixHash(k)
+	n.tailHash = n.tailHash[:0]
+	for _, e := range ents {
+		prev = chainHash(prev, e)
+		n.tailHash = append(n.tailHash, prev)
+	}
+	n.tail, n.tailAt, n.tailTerm, n.tailDisk, n.tailKeep = ents, last, lastTerm, n.disk.gen, k
+	return overlay{ents: n.tail, hashes: n.tailHash, keep: k}
+}
+
 // viewBase returns the index up to which the view is compacted.
 func (n *node) viewBase() uint64 {
-	if n.phase == phaseSave && n.rd.Snapshot != nil {
-		return n.rd.Snapshot.Index
+	if o := n.overlay(); o.snap != nil {
+		return o.snap.Index
 	}
 	return n.disk.base
 }
 
 // viewLast returns the last index of the view.
 func (n *node) viewLast() uint64 {
-	if n.phase == phaseSave {
-		if k := len(n.rd.Entries); k > 0 {
-			return n.rd.Entries[k-1].Index
-		}
-		if n.rd.Snapshot != nil {
-			return n.rd.Snapshot.Index
-		}
-	}
-	return n.disk.last()
+	o := n.overlay()
+	return o.keep + uint64(len(o.ents))
 }
 
 // viewHash returns the prefix hash at i of the view; ok is false if i is
 // compacted or beyond the view.
 func (n *node) viewHash(i uint64) (uint64, bool) {
-	if n.phase == phaseSave {
-		if k := len(n.rd.Entries); k > 0 && i >= n.rd.Entries[0].Index {
-			if j := i - n.rd.Entries[0].Index; j < uint64(len(n.rdHash)) {
-				return n.rdHash[j], true
-			}
-			return 0, false
+	o := n.overlay()
+	if i > o.keep {
+		if j := i - o.keep - 1; j < uint64(len(o.hashes)) {
+			return o.hashes[j], true
 		}
-		if s := n.rd.Snapshot; s != nil {
-			return n.rdSnapHash, i == s.Index
-		}
+		return 0, false
+	}
+	if o.snap != nil {
+		return n.rdSnapHash, i == o.snap.Index
 	}
 	if i < n.disk.base || i > n.disk.last() {
 		return 0, false
@@ -154,16 +239,15 @@ func (n *node) viewHash(i uint64) (uint64, bool) {
 
 // viewEntry returns the entry at i of the view, if it is not compacted.
 func (n *node) viewEntry(i uint64) (raft.Entry, bool) {
-	if n.phase == phaseSave {
-		if k := len(n.rd.Entries); k > 0 && i >= n.rd.Entries[0].Index {
-			if j := i - n.rd.Entries[0].Index; j < uint64(k) {
-				return n.rd.Entries[j], true
-			}
-			return raft.Entry{}, false
+	o := n.overlay()
+	if i > o.keep {
+		if j := i - o.keep - 1; j < uint64(len(o.ents)) {
+			return o.ents[j], true
 		}
-		if n.rd.Snapshot != nil {
-			return raft.Entry{}, false
-		}
+		return raft.Entry{}, false
+	}
+	if o.snap != nil {
+		return raft.Entry{}, false
 	}
 	return n.disk.entry(i)
 }

@@ -90,6 +90,10 @@ type Options struct {
 
 	// skip lists invariants not to fail on (tests of the harness only).
 	skip map[string]bool
+	// readSkipsApply and noClockSync make the simulated driver serve a
+	// confirmed read without waiting for its index to be applied, and
+	// never tell the core the time it did not see (teeth of the harness).
+	readSkipsApply, noClockSync bool
 }
 
 // Faults sets how often the simulator injects each fault. Probabilities are
@@ -115,6 +119,10 @@ type Faults struct {
 	Partition      float64
 	PartitionTicks int
 	OneWay         float64
+	// PartialPartition is the fraction of partitions that cut only the
+	// link between the leader and one other member, both ways: that node
+	// stops hearing the leader but still reaches every other node.
+	PartialPartition float64
 
 	// Crash is the probability, per scheduling step, that a running node
 	// crashes, losing everything it had not saved; it is often chosen while
@@ -166,6 +174,18 @@ type Faults struct {
 	// entries are saved). It is drawn once per snapshot taken and once per
 	// window of every install.
 	CrashSnapshot float64
+
+	// ClockDrift makes each node's clock run at its own rate, drawn once
+	// per node in [1-ClockDrift, 1+ClockDrift] ticks per simulated tick.
+	// Keep (1+ClockDrift)/(1-ClockDrift) within 1 + Core.MaxClockDrift, the
+	// bound lease reads assume; beyond it, lease reads are expected to go
+	// wrong (a tooth shows the simulator catches that).
+	ClockDrift float64
+
+	// Rogue is the probability, per tick, that a node outside the cluster
+	// sends a forged message of a random kind to a random member (see
+	// InvariantRogue).
+	Rogue float64
 }
 
 // NoFaults returns a Faults that injects nothing.
@@ -175,25 +195,28 @@ func NoFaults() *Faults { return &Faults{} }
 // fault enabled at a rate that still lets the workload make progress.
 func DefaultFaults() *Faults {
 	return &Faults{
-		Drop:           0.02,
-		Duplicate:      0.02,
-		MaxDelay:       2,
-		Reorder:        0.02,
-		ReorderTicks:   25,
-		Partition:      0.01,
-		PartitionTicks: 60,
-		OneWay:         0.4,
-		Crash:          0.0005,
-		CrashTicks:     40,
-		RestartAll:     0.0007,
-		Pause:          0.003,
-		PauseTicks:     10,
-		SlowDisk:       0.05,
-		SlowDiskTicks:  3,
-		Burst:          0.02,
-		Membership:     0.01,
-		Transfer:       0.002,
-		CrashSnapshot:  0.02,
+		Drop:             0.02,
+		Duplicate:        0.02,
+		MaxDelay:         2,
+		Reorder:          0.02,
+		ReorderTicks:     25,
+		Partition:        0.01,
+		PartitionTicks:   60,
+		OneWay:           0.4,
+		PartialPartition: 0.2,
+		Crash:            0.0005,
+		CrashTicks:       40,
+		RestartAll:       0.0007,
+		Pause:            0.003,
+		PauseTicks:       10,
+		SlowDisk:         0.05,
+		SlowDiskTicks:    3,
+		Burst:            0.02,
+		Membership:       0.01,
+		Transfer:         0.002,
+		CrashSnapshot:    0.02,
+		ClockDrift:       0.04,
+		Rogue:            0.05,
 	}
 }
 
@@ -203,9 +226,10 @@ func (f *Faults) validate() error {
 		p    float64
 	}{
 		{"Drop", f.Drop}, {"Duplicate", f.Duplicate}, {"Reorder", f.Reorder},
-		{"Partition", f.Partition}, {"OneWay", f.OneWay}, {"Crash", f.Crash}, {"CrashLeader", f.CrashLeader},
+		{"Partition", f.Partition}, {"OneWay", f.OneWay}, {"PartialPartition", f.PartialPartition}, {"Crash", f.Crash}, {"CrashLeader", f.CrashLeader},
 		{"RestartAll", f.RestartAll}, {"Pause", f.Pause}, {"SlowDisk", f.SlowDisk},
 		{"Burst", f.Burst}, {"Membership", f.Membership}, {"Transfer", f.Transfer}, {"CrashSnapshot", f.CrashSnapshot},
+		{"ClockDrift", f.ClockDrift}, {"Rogue", f.Rogue},
 	}
 	for _, p := range probs {
 		if !(p.p >= 0 && p.p <= 1) {

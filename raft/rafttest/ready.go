@@ -28,13 +28,29 @@ func (s *sim) takeReady(n *node) {
 		return
 	}
 	rd := n.core.Ready()
-	// The core builds broadcasts by iterating a map, so the order of
-	// messages to different peers varies from run to run; a stable sort by
-	// destination (keeping each peer's own order) makes runs reproducible.
+	s.readStates(n, rd.ReadStates)
+	if s.fail != nil {
+		return
+	}
+	// Group each destination's messages, keeping their order, as the
+	// driver's one Send per destination does (the core already iterates
+	// peers in sorted order, so runs are reproducible either way).
 	sortByDestination(rd.Messages)
 	sortByDestination(rd.MessagesAfter)
 	n.rd = rd
-	if rd.MustSave || rd.Snapshot != nil {
+	n.async = false
+	n.phase = phaseAfter // the Ready is out (settled below)
+	if (rd.MustSave || rd.Snapshot != nil) && !asyncEligible(n, rd) {
+		// Every in-line save and install waits for the write in flight.
+		s.settleWrite(n)
+		if s.fail != nil {
+			return
+		}
+	}
+	if asyncEligible(n, rd) {
+		n.async = true
+		n.phase = phaseAfter
+	} else if rd.MustSave || rd.Snapshot != nil {
 		n.phase = phaseSave
 		n.saveAt = s.tick
 		if s.f.SlowDisk > 0 && s.rng.Float64() < s.f.SlowDisk {
@@ -49,6 +65,9 @@ func (s *sim) takeReady(n *node) {
 	if err := n.hashReady(); err != nil {
 		s.failf(InvariantCoreError, "%s: %v", n.id, err)
 		return
+	}
+	if n.async {
+		s.startWrite(n, rd)
 	}
 	s.checkReady(n)
 	for _, m := range rd.Messages {
@@ -101,8 +120,10 @@ func (s *sim) save(n *node) {
 // after sends MessagesAfter, applies Committed and advances (phase 3).
 func (s *sim) after(n *node) {
 	rd := n.rd
-	for _, m := range rd.MessagesAfter {
-		s.send(n, m)
+	if !n.async {
+		for _, m := range rd.MessagesAfter {
+			s.send(n, m)
+		}
 	}
 	for _, e := range rd.Committed {
 		s.apply(n, e)
@@ -110,11 +131,17 @@ func (s *sim) after(n *node) {
 			return
 		}
 	}
+	s.serveReads(n)
 	for _, id := range rd.SnapshotsToSend {
 		s.sendSnapshot(n, id, rd.Term)
 	}
-	n.core.Advance(rd)
-	n.rd, n.phase, n.dirty = raft.Ready{}, phaseIdle, true
+	if n.async {
+		n.core.AdvanceAsync(rd)
+	} else {
+		n.core.Advance(rd)
+	}
+	n.rd, n.phase, n.dirty, n.async = raft.Ready{}, phaseIdle, true, false
+	s.reportWriteDone(n)
 	var to uint64
 	if k := len(rd.Committed); k > 0 {
 		to = rd.Committed[k-1].Index
@@ -170,6 +197,9 @@ func (s *sim) send(n *node, m raft.Message) { s.sendEnvelope(n, m, nil) }
 func (s *sim) sendEnvelope(n *node, m raft.Message, snap *snapshot) {
 	s.rep.Messages++
 	to, ok := s.index[m.To]
+	if !ok && m.To == rogueID {
+		return // an answer to the rogue leaves the simulated cluster
+	}
 	if !ok {
 		s.failf(InvariantCoreError, "%s sent %s to an unknown node", n.id, m)
 		return
@@ -217,6 +247,7 @@ func (s *sim) deliver(e envelope) {
 			return
 		}
 	}
+	s.syncClock(n)
 	n.core.Step(m)
 	n.dirty = true
 	s.maybeReadyNow(n)

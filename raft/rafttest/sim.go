@@ -85,6 +85,8 @@ type sim struct {
 	recovered   bool
 	// members are the members of the configuration the cluster settled in.
 	members []raft.NodeID
+	// readSeq numbers read requests (reads.go).
+	readSeq uint64
 }
 
 func newSim(o Options, a app) *sim {
@@ -217,7 +219,7 @@ func (s *sim) boot() {
 	boot := raft.Entry{Index: 1, Term: 1, Type: raft.EntryConfig, Data: raft.EncodeConfiguration(s.bootConf)}
 	for i, id := range s.ids {
 		d := &disk{}
-		n := &node{idx: i, id: id, disk: d}
+		n := &node{idx: i, id: id, disk: d, rate: 1}
 		if i < s.o.Nodes {
 			if err := d.save(raft.HardState{Term: 1}, []raft.Entry{boot}); err != nil {
 				s.failf(InvariantCoreError, "bootstrap %s: %v", id, err)
@@ -226,6 +228,16 @@ func (s *sim) boot() {
 			n.everMember = true
 		}
 		s.nodes = append(s.nodes, n)
+	}
+	// Clock rates spread evenly over [1-ClockDrift, 1+ClockDrift], dealt
+	// to the nodes at random: the slowest and the fastest clock are always
+	// there.
+	if dr := s.f.ClockDrift; dr > 0 && len(s.nodes) > 1 {
+		for k, i := range s.rng.Perm(len(s.nodes)) {
+			s.nodes[i].rate = 1 - dr + 2*dr*float64(k)/float64(len(s.nodes)-1)
+		}
+	}
+	for _, n := range s.nodes {
 		s.restart(n)
 	}
 	s.g.entries[entryKey{1, 1}] = s.nodes[0].disk.prefixHash(1)
@@ -236,14 +248,22 @@ func (s *sim) boot() {
 func (s *sim) beginTick() {
 	s.tick++
 	s.record(event{kind: evTick})
-	for _, n := range s.nodes {
+	due := make([]int, len(s.nodes))
+	for i, n := range s.nodes {
+		due[i] = s.tickNode(n)
 		if !n.up && !n.off && n.downUntil <= s.tick {
 			s.restart(n)
 		}
 		if n.up && n.pausedUntil == s.tick {
 			s.record(event{kind: evResume, node: n.idx})
+			// The driver measures the time it did not see before it answers
+			// anything: a lease is never trusted across the pause.
+			if n.phase == phaseIdle {
+				s.syncClock(n)
+			}
 		}
 	}
+	s.expireReads()
 	if s.net.healAt != 0 && s.net.healAt <= s.tick {
 		s.net.heal()
 		s.record(event{kind: evHeal, node: -1})
@@ -261,7 +281,10 @@ func (s *sim) beginTick() {
 		if !n.canStep(s.tick) {
 			continue
 		}
-		n.core.Tick()
+		for k := 0; k < due[n.idx]; k++ {
+			n.core.Tick()
+		}
+		s.syncClock(n)
 		n.dirty = true
 		s.maybeReadyNow(n)
 		s.checkAll()
@@ -307,6 +330,9 @@ func (s *sim) collect() {
 		case phaseAfter:
 			s.cands = append(s.cands, cand{kind: evAfter, node: n.idx, link: -1, stray: -1})
 		}
+		if n.write != nil && n.phase == phaseIdle && n.write.doneAt <= s.tick {
+			s.cands = append(s.cands, cand{kind: evWriteDone, node: n.idx, link: -1, stray: -1})
+		}
 	}
 	for k, q := range s.net.links {
 		if len(q) > 0 && q[0].at <= s.tick && s.nodes[q[0].to].canStep(s.tick) {
@@ -329,6 +355,8 @@ func (s *sim) exec(c cand) {
 		s.save(n)
 	case evAfter:
 		s.after(n)
+	case evWriteDone:
+		s.finishWrite(n)
 	case evSnapCreated:
 		s.snapshotCreated(n)
 	case evDeliver:

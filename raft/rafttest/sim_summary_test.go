@@ -44,6 +44,9 @@ func summarize(reports []rafttest.Report, interval func(seed uint64) int) summar
 		{"crashes", func(r rafttest.Report) int { return r.Crashes }},
 		{"restart-alls", func(r rafttest.Report) int { return r.RestartAlls }},
 		{"partitions", func(r rafttest.Report) int { return r.Partitions }},
+		{"partial partitions (one link cut)", func(r rafttest.Report) int { return r.PartialPartitions }},
+		{"forged messages from a rogue non-member", func(r rafttest.Report) int { return r.RogueMessages }},
+		{"leader log writes in flight (asynchronous)", func(r rafttest.Report) int { return r.AsyncWrites }},
 		{"pauses", func(r rafttest.Report) int { return r.Pauses }},
 		{"snapshots taken", func(r rafttest.Report) int { return r.Snapshots }},
 		{"snapshots installed", func(r rafttest.Report) int { return r.Installs }},
@@ -63,6 +66,10 @@ func summarize(reports []rafttest.Report, interval func(seed uint64) int) summar
 		{"joint configurations committed", func(r rafttest.Report) int { return r.Membership.Joint }},
 		{"removed nodes shut down", func(r rafttest.Report) int { return r.Membership.Shutdowns }},
 		{"leadership transfers", func(r rafttest.Report) int { return r.Membership.Transfers }},
+		{"ReadIndex reads on the leader", func(r rafttest.Report) int { return r.IndexReads }},
+		{"lease reads", func(r rafttest.Report) int { return r.LeaseReads }},
+		{"follower reads", func(r rafttest.Report) int { return r.FollowerReads }},
+		{"reads failed or timed out", func(r rafttest.Report) int { return r.ReadsFailed }},
 	}
 	for _, f := range fields {
 		inMembership = inMembership || f.name == firstMembership

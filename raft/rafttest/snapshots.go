@@ -22,7 +22,13 @@ func (s *sim) maybeSnapshot(n *node) {
 		n.snapAt = n.disk.snap.meta.Index
 		return
 	}
-	data, ok, err := n.sm.snapshot()
+	term, err := n.disk.Term(a)
+	if err != nil {
+		s.failf(InvariantCoreError, "%s: term of applied entry %d: %v", n.id, a, err)
+		return
+	}
+	meta := raft.SnapshotMeta{Index: a, Term: term, Configuration: n.appliedConf.Clone(), ConfigIndex: n.appliedConfIdx}
+	data, ok, err := n.sm.snapshot(meta)
 	if !ok {
 		s.snapInterval = 0 // the state machine cannot snapshot
 		return
@@ -31,22 +37,14 @@ func (s *sim) maybeSnapshot(n *node) {
 		s.failf(InvariantApplication, "%s: %v", n.id, err)
 		return
 	}
-	term, err := n.disk.Term(a)
-	if err != nil {
-		s.failf(InvariantCoreError, "%s: term of applied entry %d: %v", n.id, a, err)
-		return
-	}
+	meta.Size = int64(len(data))
 	crash := s.snapshotCrash()
 	if crash && s.rng.IntN(2) == 0 {
 		// The node dies while writing the snapshot: it is never stored.
 		s.crashFor(n, s.tick+1+s.rng.IntN(s.f.CrashTicks+1), crashSnapshot)
 		return
 	}
-	snap := &snapshot{
-		meta: raft.SnapshotMeta{Index: a, Term: term, Configuration: n.appliedConf.Clone(), ConfigIndex: n.appliedConfIdx,
-			Size: int64(len(data))},
-		data: data, phash: n.disk.prefixHash(a),
-	}
+	snap := &snapshot{meta: meta, data: data, phash: n.disk.prefixHash(a)}
 	s.checkSnapshot(n, snap, "takes")
 	n.disk.storeSnapshot(snap)
 	n.snapAt = a
@@ -62,6 +60,11 @@ func (s *sim) maybeSnapshot(n *node) {
 // log behind it, keeping TrailingLogs entries, as a driver does once the
 // snapshot is committed to its store.
 func (s *sim) snapshotCreated(n *node) {
+	// Compaction waits for the write in flight, as the driver's does.
+	s.settleWrite(n)
+	if s.fail != nil {
+		return
+	}
 	snap := n.snapPending
 	n.snapPending = nil
 	a, term := snap.meta.Index, snap.meta.Term
@@ -128,7 +131,7 @@ func (s *sim) install(n *node, meta raft.SnapshotMeta) {
 	}
 	s.checkSnapshot(n, snap, "installs")
 	n.disk.compact(meta.Index, meta.Term, snap.phash)
-	if err := n.sm.restore(snap.data); err != nil {
+	if err := n.sm.restore(snap.meta, snap.data); err != nil {
 		s.failf(InvariantApplication, "%s: %v", n.id, err)
 		return
 	}
@@ -148,4 +151,5 @@ func (s *sim) install(n *node, meta raft.SnapshotMeta) {
 		delete(n.pending, i)
 		s.unknownOp(op)
 	}
+	s.serveReads(n)
 }

@@ -32,6 +32,15 @@ type Workload[C any, R any, E raft.ErrorType] struct {
 	// random choice from rng, the simulator's seeded source, and nothing
 	// else, or runs stop being reproducible. Required.
 	NextCommand func(rng *rand.Rand, client int) C
+	// IsRead and Read, if both set, let clients send read-only commands as
+	// reads without the log: IsRead reports whether a command only reads,
+	// and Read answers it from a node's state machine without changing it
+	// (it is called between two Apply calls, as raft.Raft's Read runs
+	// its function). Clients then send most such commands as ReadIndex,
+	// lease or follower reads (Core.ReadIndex) and the rest through the
+	// log, and every read's answer is checked with the writes.
+	IsRead func(cmd C) bool
+	Read   func(sm raft.StateMachine[C, R, E], cmd C) (R, E)
 	// Model is the sequential specification porcupine checks the history
 	// against. Each operation's Input is the command (a C) and its Output an
 	// Outcome[R, E]; an Outcome with Unknown set must be accepted by every
@@ -164,14 +173,31 @@ type machine interface {
 	apply(e raft.Entry) (any, error)
 	// snapshot returns the state's bytes; ok is false if the state machine
 	// does not implement raft.Snapshotter.
-	snapshot() (data []byte, ok bool, err error)
+	snapshot(meta raft.SnapshotMeta) (data []byte, ok bool, err error)
 	// restore replaces the state with a snapshot's bytes.
-	restore(data []byte) error
+	restore(meta raft.SnapshotMeta, data []byte) error
+	// read answers a read-only command without changing the state.
+	read(data []byte) (any, error)
 }
 
 type typedMachine[C any, R any, E raft.ErrorType] struct {
-	sm    raft.StateMachine[C, R, E]
-	codec codec.Codec
+	sm     raft.StateMachine[C, R, E]
+	codec  codec.Codec
+	readFn func(raft.StateMachine[C, R, E], C) (R, E)
+}
+
+func (m typedMachine[C, R, E]) read(data []byte) (out any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("read panicked: %v", p)
+		}
+	}()
+	var cmd C
+	if err := m.codec.Unmarshal(data, &cmd); err != nil {
+		return nil, fmt.Errorf("decode read: %w", err)
+	}
+	v, e := m.readFn(m.sm, cmd)
+	return Outcome[R, E]{Value: v, Err: e}, nil
 }
 
 func (m typedMachine[C, R, E]) apply(e raft.Entry) (any, error) {
@@ -183,12 +209,12 @@ func (m typedMachine[C, R, E]) apply(e raft.Entry) (any, error) {
 	return Outcome[R, E]{Value: v, Err: err}, nil
 }
 
-func (m typedMachine[C, R, E]) snapshot() ([]byte, bool, error) {
+func (m typedMachine[C, R, E]) snapshot(meta raft.SnapshotMeta) ([]byte, bool, error) {
 	sn, ok := m.sm.(raft.Snapshotter)
 	if !ok {
 		return nil, false, nil
 	}
-	view, err := sn.Snapshot()
+	view, err := sn.Snapshot(meta)
 	if err != nil {
 		return nil, true, fmt.Errorf("snapshot: %w", err)
 	}
@@ -200,12 +226,12 @@ func (m typedMachine[C, R, E]) snapshot() ([]byte, bool, error) {
 	return b.Bytes(), true, nil
 }
 
-func (m typedMachine[C, R, E]) restore(data []byte) error {
+func (m typedMachine[C, R, E]) restore(meta raft.SnapshotMeta, data []byte) error {
 	sn, ok := m.sm.(raft.Snapshotter)
 	if !ok {
 		return errors.New("restore: the state machine does not implement raft.Snapshotter")
 	}
-	if err := sn.Restore(bytes.NewReader(data)); err != nil {
+	if err := sn.Restore(meta, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	return nil
@@ -219,6 +245,9 @@ type app struct {
 	model porcupine.Model
 	// unknown is the Outcome[R, E]{Unknown: true} of the workload's types.
 	unknown any
+	// isRead reports whether a command (a history input) may be sent as a
+	// read; nil when the workload has no reads.
+	isRead func(input any) bool
 }
 
 func (w Workload[C, R, E]) app() (app, error) {
@@ -230,8 +259,12 @@ func (w Workload[C, R, E]) app() (app, error) {
 	if cd == nil {
 		cd = codec.Msgpack()
 	}
+	var isRead func(any) bool
+	if w.IsRead != nil && w.Read != nil {
+		isRead = func(input any) bool { c, ok := input.(C); return ok && w.IsRead(c) }
+	}
 	return app{
-		newMachine: func() machine { return typedMachine[C, R, E]{sm: w.NewStateMachine(), codec: cd} },
+		newMachine: func() machine { return typedMachine[C, R, E]{sm: w.NewStateMachine(), codec: cd, readFn: w.Read} },
 		next: func(rng *rand.Rand, client int) ([]byte, any, error) {
 			cmd := w.NextCommand(rng, client)
 			data, err := cd.Marshal(cmd)
@@ -242,5 +275,6 @@ func (w Workload[C, R, E]) app() (app, error) {
 		},
 		model:   w.Model,
 		unknown: Outcome[R, E]{Unknown: true},
+		isRead:  isRead,
 	}, nil
 }

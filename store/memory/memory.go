@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/typedraft/typedraft/raft"
 )
@@ -30,8 +31,17 @@ var errInvalidRange = errors.New("memory: invalid range")
 //
 // Ownership: Save keeps the entries it is given (their Data is never copied
 // or modified); Entries returns a fresh []raft.Entry the caller owns, whose
-// Data is shared with the store and must not be modified.
+// Data is shared with the store and must not be modified. Snapshots are
+// copied when committed and never change afterwards.
+//
+// It also implements raft.NodeBinder, in memory, and raft.InlineSaver: a
+// node saves to it on its driver goroutine (SetSavesInline(false) makes
+// the node use its writer goroutine, as it does with a store that fsyncs).
 type Store struct {
+	// writerSaves is SetSavesInline's negation, so that the zero Store
+	// saves inline.
+	writerSaves atomic.Bool
+
 	mu     sync.RWMutex
 	closed bool
 	hs     raft.HardState
@@ -48,11 +58,26 @@ type Store struct {
 
 	// snap is the newest committed snapshot, nil if none.
 	snap *snapshot
+
+	// node is the node the store is bound to ("" if none), see BindNode.
+	node raft.NodeID
 }
 
 // New returns an empty Store: FirstIndex 1, LastIndex 0, a zero hard state and
 // no snapshot.
 func New() *Store { return &Store{} }
+
+// SavesInline reports whether a node should call Save on its driver
+// goroutine (raft.InlineSaver): true unless SetSavesInline(false) was
+// called. Save never waits on a device, so that is the faster choice.
+// Safe for concurrent use.
+func (s *Store) SavesInline() bool { return !s.writerSaves.Load() }
+
+// SetSavesInline sets what SavesInline reports. raft.New asks once, so
+// call it before. Tests that want a node to run its writer goroutine with
+// an in-memory store (the path a node on a durable store takes), or that
+// wrap the store to slow Save down, set false. Safe for concurrent use.
+func (s *Store) SetSavesInline(inline bool) { s.writerSaves.Store(!inline) }
 
 // Close releases the store's contents. Afterwards every method returns an
 // error matching raft.ErrStorageClosed; readers of snapshots opened before
@@ -243,6 +268,30 @@ func (s *Store) Compact(index, term uint64) error {
 		nb := make([]raft.Entry, live, 2*live)
 		copy(nb, s.buf[s.off:])
 		s.buf, s.off = nb, 0
+	}
+	return nil
+}
+
+// BindNode implements raft.NodeBinder for the life of the Store (nothing is
+// durable): the first call records id; later calls return nil for the same
+// id and an error matching raft.ErrWrongNode, naming both IDs, for another.
+// An empty id is an error. Safe for concurrent use. After Close it returns
+// raft.ErrStorageClosed.
+func (s *Store) BindNode(id raft.NodeID) error {
+	if id == "" {
+		return errors.New("memory: bind node: empty node ID")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed("bind node")
+	}
+	switch s.node {
+	case "":
+		s.node = id
+	case id:
+	default:
+		return fmt.Errorf("memory: the store belongs to node %q, not %q: %w", s.node, id, raft.ErrWrongNode)
 	}
 	return nil
 }

@@ -211,3 +211,105 @@ func TestSaveRejectsIndexWrap(t *testing.T) {
 		t.Fatalf("LastIndex = %d, %v; want %d", last, err, uint64(maxIndex-1))
 	}
 }
+
+// TestBindNode: the first BindNode records the node; the same ID binds
+// again, another is refused with raft.ErrWrongNode naming both.
+func TestBindNode(t *testing.T) {
+	s := memory.New()
+	var _ raft.NodeBinder = s
+	if err := s.BindNode(""); err == nil {
+		t.Fatal("BindNode(\"\") succeeded")
+	}
+	if err := s.BindNode("s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BindNode("s1"); err != nil {
+		t.Fatalf("BindNode with the same ID: %v", err)
+	}
+	err := s.BindNode("s2")
+	if !errors.Is(err, raft.ErrWrongNode) || !strings.Contains(err.Error(), `"s1"`) || !strings.Contains(err.Error(), `"s2"`) {
+		t.Fatalf("BindNode(s2): %v; want raft.ErrWrongNode naming s1 and s2", err)
+	}
+	s.Close()
+	if err := s.BindNode("s1"); !errors.Is(err, raft.ErrStorageClosed) {
+		t.Fatalf("BindNode after Close: %v", err)
+	}
+}
+
+// scribbler is an io.Writer that overwrites what it is given (which the
+// io.Writer contract forbids): it shows whether a reader hands out the
+// store's own bytes.
+type scribbler struct{ got []byte }
+
+func (w *scribbler) Write(p []byte) (int, error) {
+	w.got = append(w.got, p...)
+	for i := range p {
+		p[i] = 'X'
+	}
+	return len(p), nil
+}
+
+// TestSnapshotImmutable: a committed snapshot cannot be changed through the
+// slices given to the sink, through a reader (even one copied into a
+// misbehaving writer), or by a later sink.
+func TestSnapshotImmutable(t *testing.T) {
+	s := memory.New()
+	sink, err := s.CreateSnapshot(raft.SnapshotMeta{Index: 4, Term: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := []byte("original")
+	if _, err := sink.Write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	copy(chunk, "XXXXXXXX")
+	for range 2 {
+		_, r, err := s.OpenSnapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &scribbler{}
+		if _, err := io.Copy(w, r); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		if string(w.got) != "original" {
+			t.Fatalf("read %q, want %q", w.got, "original")
+		}
+	}
+	next, err := s.CreateSnapshot(raft.SnapshotMeta{Index: 9, Term: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(next, "unfinished")
+	_, r, err := s.OpenSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	if string(b) != "original" {
+		t.Fatalf("read %q after a newer sink was written, want %q", b, "original")
+	}
+	next.Abort()
+}
+
+// A new Store asks a node to save inline (raft.InlineSaver); tests can
+// send it through the node's writer goroutine instead.
+func TestSavesInline(t *testing.T) {
+	s := memory.New()
+	var _ raft.InlineSaver = s
+	if !s.SavesInline() {
+		t.Fatal("a new Store does not save inline")
+	}
+	s.SetSavesInline(false)
+	if s.SavesInline() {
+		t.Fatal("SetSavesInline(false) ignored")
+	}
+	s.SetSavesInline(true)
+	if !s.SavesInline() {
+		t.Fatal("SetSavesInline(true) ignored")
+	}
+}

@@ -15,7 +15,8 @@ var errSinkDone = errors.New("memory: snapshot sink already committed or aborted
 // errReaderClosed is returned by a snapshot reader used after Close.
 var errReaderClosed = errors.New("memory: snapshot reader closed")
 
-// snapshot is a committed snapshot; neither field changes after commit.
+// snapshot is a committed snapshot; neither field changes after commit, and
+// data is not shared with any sink or reader.
 type snapshot struct {
 	meta raft.SnapshotMeta
 	data []byte
@@ -57,7 +58,9 @@ func (s *Store) LatestSnapshot() (raft.SnapshotMeta, error) {
 
 // OpenSnapshot returns the metadata of the most recently committed snapshot
 // and a reader of its bytes, or an error matching raft.ErrNoSnapshot if none
-// was committed. The reader keeps returning that snapshot's bytes even if a
+// was committed. The reader only copies bytes out (it offers no access to
+// the store's slice, such as io.WriterTo), so no reader can change the
+// snapshot. The reader keeps returning that snapshot's bytes even if a
 // newer snapshot is committed or the store is closed meanwhile; reading after
 // the reader's Close returns an error. It returns raft.ErrStorageClosed after
 // Close.
@@ -98,7 +101,9 @@ func (k *sink) Write(p []byte) (int, error) {
 }
 
 // Commit makes the snapshot the latest one, replacing the previous latest
-// whatever its index, and releases the sink. It fails if the sink was already
+// whatever its index, and releases the sink. The committed bytes are a
+// private copy (copy-on-commit): nothing the sink's writer, a reader or a
+// later sink does can change them. It fails if the sink was already
 // committed or aborted (changing nothing) and with raft.ErrStorageClosed if
 // the store was closed.
 func (k *sink) Commit() error {
@@ -106,7 +111,7 @@ func (k *sink) Commit() error {
 		return fmt.Errorf("memory: commit snapshot %d: %w", k.meta.Index, errSinkDone)
 	}
 	k.done = true
-	data := k.buf.Bytes()
+	data := bytes.Clone(k.buf.Bytes())
 	k.buf = bytes.Buffer{}
 	k.meta.Size = int64(len(data))
 	s := k.store

@@ -59,9 +59,11 @@ func (s *ccSM) Apply(index uint64, c ccCmd) (map[string]string, error) {
 	return nil, fmt.Errorf("unknown op %q", c.Op)
 }
 
-func (s *ccSM) Snapshot() (raft.StateSnapshot, error) { return ccView(maps.Clone(s.data)), nil }
+func (s *ccSM) Snapshot(raft.SnapshotMeta) (raft.StateSnapshot, error) {
+	return ccView(maps.Clone(s.data)), nil
+}
 
-func (s *ccSM) Restore(r io.Reader) error {
+func (s *ccSM) Restore(_ raft.SnapshotMeta, r io.Reader) error {
 	m := map[string]string{}
 	if err := json.NewDecoder(r).Decode(&m); err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -288,14 +290,6 @@ func newCCCluster(ids []raft.NodeID, opts ccOptions) *ccCluster {
 		c.servers = append(c.servers, raft.Server{ID: id, Addr: string(id)})
 	}
 	return c
-}
-
-func (c *ccCluster) ids() []raft.NodeID {
-	var ids []raft.NodeID
-	for _, s := range c.servers {
-		ids = append(ids, s.ID)
-	}
-	return ids
 }
 
 // start starts node id on the store in dir of fs; with bootstrap it also

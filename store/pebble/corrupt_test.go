@@ -41,7 +41,7 @@ func newCorruptFixture(t *testing.T) vfs.FS {
 func rawEdit(t *testing.T, fs vfs.FS, edit func(db *pebbledb.DB)) {
 	t.Helper()
 	db, err := pebbledb.Open(fs.PathJoin(corruptDir, logDirName), &pebbledb.Options{
-		FS: fs, FormatMajorVersion: pebbledb.FormatValueSeparation,
+		FS: fs, FormatMajorVersion: pebbledb.FormatValueSeparation, Logger: quietLogger{t},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +51,14 @@ func rawEdit(t *testing.T, fs vfs.FS, edit func(db *pebbledb.DB)) {
 		t.Fatal(err)
 	}
 }
+
+// quietLogger is Pebble's logger for databases tests open directly: silent,
+// except that a fatal error fails the test.
+type quietLogger struct{ t *testing.T }
+
+func (quietLogger) Infof(string, ...any)                {}
+func (quietLogger) Errorf(string, ...any)               {}
+func (l quietLogger) Fatalf(format string, args ...any) { l.t.Fatalf("pebble: "+format, args...) }
 
 func rawGet(t *testing.T, db *pebbledb.DB, key []byte) []byte {
 	t.Helper()
@@ -297,9 +305,9 @@ func rewriteFile(t *testing.T, fs vfs.FS, path string, edit func([]byte) []byte)
 	}
 }
 
-// TestCorruptSnapshotData: a flipped data byte is reported when the reader
-// reaches the end of the data, as an error matching raft.ErrCorrupt naming
-// the file; the metadata is still served.
+// TestCorruptSnapshotData: a flipped data byte makes OpenSnapshot itself
+// fail, before any byte is handed out, with an error matching
+// raft.ErrCorrupt naming the file; the metadata is still served.
 func TestCorruptSnapshotData(t *testing.T) {
 	fs, path, data := snapFixture(t)
 	rewriteFile(t, fs, path, func(b []byte) []byte { b[snapHeaderLen+len(data)/2] ^= 1; return b })
@@ -307,11 +315,12 @@ func TestCorruptSnapshotData(t *testing.T) {
 	if meta, err := s.LatestSnapshot(); err != nil || meta.Index != 7 {
 		t.Fatalf("LatestSnapshot = %+v, %v", meta, err)
 	}
-	_, got, err := readAllSnapshot(s)
-	wantCorrupt(t, "read snapshot", err, "snapshot "+path)
-	if len(got) != len(data) {
-		t.Fatalf("read %d bytes before the error, want %d", len(got), len(data))
+	_, r, err := s.OpenSnapshot()
+	if r != nil {
+		r.Close()
+		t.Fatal("OpenSnapshot returned a reader of corrupt data")
 	}
+	wantCorrupt(t, "OpenSnapshot", err, "snapshot "+path)
 }
 
 // TestCorruptSnapshotFile: damage to the header, footer or meta, or a

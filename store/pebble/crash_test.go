@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -72,6 +73,11 @@ func crashRun(t *testing.T, seed uint64, steps int) (crashes int) {
 	if r.IntN(2) == 0 {
 		s.pointDeleteMax = 0 // exercise range deletions too
 	}
+	// Raise the high-water mark after every Save, so that crashes also
+	// land during mark writes and every reopen checks a recent mark.
+	s.wmu.Lock()
+	s.markEvery, s.markNext = 0, time.Time{}
+	s.wmu.Unlock()
 	g := &gen{r: r}
 	cur := durableState{m: &model{}}
 	var unfinished []raft.SnapshotSink

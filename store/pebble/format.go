@@ -16,6 +16,7 @@ import (
 //	0x00 0x01                 format version
 //	0x00 0x02                 hard state
 //	0x00 0x03                 compaction point (index, term)
+//	0x00 0x04                 identity (node and cluster IDs, see identity.go)
 //	0x01 <index, 8 bytes BE>  log entry
 //
 // Every value starts with the same 5-byte envelope:
@@ -28,6 +29,7 @@ import (
 //	format version  u32 version
 //	hard state      u64 term | u64 commit | u16 len(vote) | vote
 //	compaction      u64 index | u64 term
+//	identity        u16 len(node) | node | u16 len(cluster) | cluster
 //	entry           u8 type | u64 index | u64 term | data
 //
 // All integers are big endian. The key is covered by the checksum, so a value
@@ -43,6 +45,7 @@ const (
 	kindFormat     = 'F'
 	kindHardState  = 'H'
 	kindCompaction = 'C'
+	kindIdentity   = 'I'
 	kindEntry      = 'E'
 
 	envelopeLen     = 5
@@ -63,6 +66,7 @@ var (
 	keyFormat     = []byte{0x00, 0x01}
 	keyHardState  = []byte{0x00, 0x02}
 	keyCompaction = []byte{0x00, 0x03}
+	keyIdentity   = []byte{0x00, 0x04}
 
 	// entriesLower and entriesUpper bound the entry keyspace: [0x01, 0x02).
 	entriesLower = []byte{0x01}
@@ -81,8 +85,10 @@ var ErrUnsupportedFormat = errors.New("unsupported storage format version")
 
 // CorruptError reports stored data that failed a checksum or format check.
 // It matches raft.ErrCorrupt with errors.Is. What names the corrupt record:
-// "entry 42", "hard state", "compaction point", "format version" or a
-// snapshot file path.
+// "entry 42", "hard state", "compaction point", "format version",
+// "identity", "log", a snapshot or high-water mark file path, or a file of
+// Pebble's database ("file /dir/log/000006.sst") when Pebble found a block
+// that failed its checksum.
 type CorruptError struct {
 	What   string
 	Reason string

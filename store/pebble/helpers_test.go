@@ -102,21 +102,6 @@ func (m *model) save(hs raft.HardState, es []raft.Entry) {
 	}
 }
 
-func (m *model) validSave(es []raft.Entry) bool {
-	if len(es) == 0 {
-		return true
-	}
-	if es[0].Index < m.first() || es[0].Index > m.last()+1 {
-		return false
-	}
-	for i := 1; i < len(es); i++ {
-		if es[i].Index != es[i-1].Index+1 {
-			return false
-		}
-	}
-	return true
-}
-
 func (m *model) compact(index, term uint64) {
 	if index <= m.ci {
 		return

@@ -3,6 +3,7 @@ package pebble
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // InitialState returns the persisted hard state (zero for a new store). It
-// is served from memory. After Close it returns raft.ErrStorageClosed.
+// is served from memory. After Close it returns raft.ErrStorageClosed; after
+// a failure that refuses every call (corruption, see Failed), the failure.
 func (s *Store) InitialState() (raft.HardState, error) {
 	if err := s.enter(); err != nil {
 		return raft.HardState{}, err
@@ -19,8 +21,8 @@ func (s *Store) InitialState() (raft.HardState, error) {
 	return s.state.Load().hs, nil
 }
 
-// FirstIndex returns the compaction index + 1, from memory. After Close it
-// returns raft.ErrStorageClosed.
+// FirstIndex returns the compaction index + 1, from memory. Errors are as
+// for InitialState.
 func (s *Store) FirstIndex() (uint64, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -30,8 +32,8 @@ func (s *Store) FirstIndex() (uint64, error) {
 }
 
 // LastIndex returns the index of the last stored entry, or the compaction
-// index if none is stored after it, from memory. After Close it returns
-// raft.ErrStorageClosed.
+// index if none is stored after it, from memory. Errors are as for
+// InitialState.
 func (s *Store) LastIndex() (uint64, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -100,12 +102,15 @@ func (s *Store) Term(index uint64) (uint64, error) {
 // Data are fresh copies owned by the caller (entries of one call may share a
 // backing array). Errors wrap raft.ErrCompacted (lo < FirstIndex),
 // raft.ErrUnavailable (hi > LastIndex+1), raft.ErrCorrupt (naming the
-// entry) or raft.ErrStorageClosed; lo > hi is an error.
-func (s *Store) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
+// entry, or a block of Pebble's that failed its checksum: the store then
+// fails, see Failed), raft.ErrStorageClosed or the store's failure; lo > hi
+// is an error.
+func (s *Store) Entries(lo, hi, maxBytes uint64) (_ []raft.Entry, err error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.exit()
+	defer s.readDone("entries", &err)
 	if lo > hi {
 		return nil, fmt.Errorf("pebble: entries [%d, %d): lo > hi", lo, hi)
 	}
@@ -206,15 +211,30 @@ func (s *Store) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
 // entries[0].Index in [FirstIndex, LastIndex+1], and their encoding must fit
 // in 3 GiB; otherwise Save returns an error and writes nothing. A Save that
 // changes nothing (same hard state, no entries) writes nothing. Save takes
-// ownership of entries but does not keep them. After Close it returns
-// raft.ErrStorageClosed.
+// ownership of entries but does not keep them.
+//
+// A Save that changes the term or the vote also writes the high-water mark
+// (two more fsyncs, before it returns); one that removes entries the mark
+// covers lowers the mark first. See the package documentation.
+//
+// Save returns within Options.WriteTimeout (10 s by default) even if Pebble
+// stalls, and at once when the store learns that the disk cannot take
+// writes. A Save of entries while the disk has less than
+// Options.MinFreeSpace available fails with an error matching syscall.ENOSPC
+// that says the disk is full, and changes nothing; Saves succeed again once
+// space is freed. A write that failed inside Pebble returns an error naming
+// the directory that says why (a full disk matches syscall.ENOSPC), and then
+// every later write returns it too (see Failed).
+// When Save returns an error the write may or may not be durable; when it
+// returns nil it is. After Close it returns raft.ErrStorageClosed.
 func (s *Store) Save(hs raft.HardState, entries []raft.Entry) error {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	deadline := time.Now().Add(s.writeTimeout)
 	st := s.state.Load()
 	if len(entries) == 0 && hs == st.hs {
 		return nil
@@ -224,16 +244,9 @@ func (s *Store) Save(hs raft.HardState, entries []raft.Entry) error {
 	}
 	next := *st
 	next.hs = hs
-	b := s.db.NewBatch()
-	defer b.Close()
-	op := b.SetDeferred(len(keyHardState), hardStateLen(hs))
-	copy(op.Key, keyHardState)
-	putHardState(op.Value, hs)
-	if err := op.Finish(); err != nil {
-		return fmt.Errorf("pebble: save hard state: %w", err)
-	}
+	var first, lastNew uint64
 	if len(entries) > 0 {
-		first := entries[0].Index
+		first = entries[0].Index
 		if first <= st.compactIndex || first > st.lastIndex+1 {
 			return fmt.Errorf("pebble: save: first entry index %d outside [%d, %d]",
 				first, st.compactIndex+1, st.lastIndex+1)
@@ -254,44 +267,105 @@ func (s *Store) Save(hs raft.HardState, entries []raft.Entry) error {
 			return fmt.Errorf("pebble: save: %d entries take %d bytes, more than the %d one batch can hold",
 				len(entries), total, uint64(maxSaveBytes))
 		}
-		for i := range entries {
-			e := &entries[i]
-			op := b.SetDeferred(entryKeyLen, entryValueLen(e))
-			putEntryKey(op.Key, e.Index)
-			putEntry(op.Key, op.Value, e)
-			if err := op.Finish(); err != nil {
-				return fmt.Errorf("pebble: save entry %d: %w", e.Index, err)
-			}
+		lastNew = entries[len(entries)-1].Index
+		next.lastIndex, next.lastTerm = lastNew, entries[len(entries)-1].Term
+		if err := s.space.check(int64(total)); err != nil {
+			return fmt.Errorf("pebble: save %d entries: %w", len(entries), err)
 		}
-		lastNew := &entries[len(entries)-1]
-		if lastNew.Index < st.lastIndex {
-			if err := s.deleteEntries(b, lastNew.Index+1, st.lastIndex+1); err != nil {
-				return fmt.Errorf("pebble: save: truncate (%d, %d]: %w", lastNew.Index, st.lastIndex, err)
-			}
-		}
-		next.lastIndex, next.lastTerm = lastNew.Index, lastNew.Term
 	}
-	if err := s.commitBatch(b); err != nil {
+	b, err := s.saveBatch(st, hs, entries)
+	if err != nil {
+		return err
+	}
+	// Entries from first on are replaced or removed if first <= lastIndex:
+	// the mark must then not claim one of them, unless it is rewritten
+	// unchanged. (first-1) is held before and after.
+	removes := len(entries) > 0 && first <= st.lastIndex
+	keeps := func(m mark) bool {
+		return m.index < first || m.index <= lastNew && entries[m.index-first].Term == m.indexTerm
+	}
+	var safeTerm uint64
+	if removes {
+		if safeTerm, err = s.termBefore(st, first); err != nil {
+			_ = b.Close()
+			return fmt.Errorf("pebble: save: %w", err)
+		}
+	}
+	locked, err := s.lowerMark(st, hs, removes, keeps, first-1, safeTerm, deadline)
+	if locked {
+		defer s.unlockMark()
+	}
+	if err != nil {
+		_ = b.Close()
+		return fmt.Errorf("pebble: save hard state and %d entries: %w", len(entries), err)
+	}
+	if err := s.commitBatch(b, s.wopts, deadline); err != nil {
 		return fmt.Errorf("pebble: save hard state and %d entries: %w", len(entries), err)
 	}
 	s.state.Store(&next)
+	s.raiseMark(&next, locked, deadline)
 	return nil
+}
+
+// saveBatch builds the batch of a validated Save.
+func (s *Store) saveBatch(st *logState, hs raft.HardState, entries []raft.Entry) (*pebbledb.Batch, error) {
+	b := s.db.NewBatch()
+	op := b.SetDeferred(len(keyHardState), hardStateLen(hs))
+	copy(op.Key, keyHardState)
+	putHardState(op.Value, hs)
+	if err := op.Finish(); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("pebble: save hard state: %w", err)
+	}
+	for i := range entries {
+		e := &entries[i]
+		op := b.SetDeferred(entryKeyLen, entryValueLen(e))
+		putEntryKey(op.Key, e.Index)
+		putEntry(op.Key, op.Value, e)
+		if err := op.Finish(); err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("pebble: save entry %d: %w", e.Index, err)
+		}
+	}
+	if len(entries) > 0 {
+		if lastNew := entries[len(entries)-1].Index; lastNew < st.lastIndex {
+			if err := s.deleteEntries(b, lastNew+1, st.lastIndex+1); err != nil {
+				_ = b.Close()
+				return nil, fmt.Errorf("pebble: save: truncate (%d, %d]: %w", lastNew, st.lastIndex, err)
+			}
+		}
+	}
+	return b, nil
+}
+
+// termBefore returns the term of the entry before index (index is in
+// (compactIndex, lastIndex]). The caller holds wmu.
+func (s *Store) termBefore(st *logState, index uint64) (t uint64, err error) {
+	defer s.readDone("term", &err)
+	if index-1 == st.compactIndex {
+		return st.compactTerm, nil
+	}
+	return s.storedTerm(index - 1)
 }
 
 // Compact discards the entries up to and including index and records term
 // as the term at index, in one synced batch (durable when it returns) that
 // deletes the entries (one range deletion for more than 64 entries). If
 // the log does not hold (index, term), the whole log is discarded and the
-// store restarts after index. Compacting at or below the compaction index is
-// a no-op. Errors wrap raft.ErrCorrupt if the entry at index fails
-// verification, or raft.ErrStorageClosed after Close.
-func (s *Store) Compact(index, term uint64) error {
-	if err := s.enter(); err != nil {
+// store restarts after index (lowering the high-water mark first if it
+// claims a discarded entry). Compacting at or below the compaction index is
+// a no-op. It returns within the write timeout, like Save. Errors wrap
+// raft.ErrCorrupt if the entry at index fails verification, the store's
+// failure after it failed (see Failed), or raft.ErrStorageClosed after
+// Close.
+func (s *Store) Compact(index, term uint64) (err error) {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	deadline := time.Now().Add(s.writeTimeout)
 	st := s.state.Load()
 	if index <= st.compactIndex {
 		return nil
@@ -301,7 +375,7 @@ func (s *Store) Compact(index, term uint64) error {
 	case index == st.lastIndex:
 		holds = st.lastTerm == term
 	case index < st.lastIndex:
-		t, err := s.storedTerm(index)
+		t, err := s.termBefore(st, index+1)
 		if err != nil {
 			return fmt.Errorf("pebble: compact to %d: %w", index, err)
 		}
@@ -315,14 +389,26 @@ func (s *Store) Compact(index, term uint64) error {
 		next.lastIndex, next.lastTerm = index, term
 	}
 	b := s.db.NewBatch()
-	defer b.Close()
 	if err := s.deleteEntries(b, st.compactIndex+1, end); err != nil {
+		_ = b.Close()
 		return fmt.Errorf("pebble: compact to %d: %w", index, err)
 	}
 	if err := b.Set(keyCompaction, encodeCompaction(index, term), nil); err != nil {
+		_ = b.Close()
 		return fmt.Errorf("pebble: compact to %d: %w", index, err)
 	}
-	if err := s.commitBatch(b); err != nil {
+	// Discarding the log keeps a mark at or below index (compacted) and
+	// nothing above; the old compaction point is held before and after.
+	locked, err := s.lowerMark(st, st.hs, !holds, func(m mark) bool { return m.index <= index },
+		st.compactIndex, st.compactTerm, deadline)
+	if locked {
+		defer s.unlockMark()
+	}
+	if err != nil {
+		_ = b.Close()
+		return fmt.Errorf("pebble: compact to %d: %w", index, err)
+	}
+	if err := s.commitBatch(b, s.wopts, deadline); err != nil {
 		return fmt.Errorf("pebble: compact to %d: %w", index, err)
 	}
 	s.state.Store(&next)

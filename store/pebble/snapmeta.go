@@ -17,8 +17,8 @@ import (
 //	         | u32 CRC-32C(header || meta || footer up to here) | magic (8)
 //
 // All integers are big endian. The footer and meta are verified when the
-// snapshot is listed; the data checksum is verified when a reader reaches the
-// end of the data.
+// snapshot is listed; the data checksum is verified by OpenSnapshot before
+// it returns a reader, and again when the reader reaches the end of the data.
 const (
 	snapFormatVersion = 1
 	snapHeaderLen     = 12

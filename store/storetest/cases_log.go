@@ -122,7 +122,9 @@ func testEntriesMaxBytes(h *harness) {
 }
 
 // testReturnedSliceOwnership: the slice Entries returns belongs to the
-// caller: changing its elements or appending to it does not change the store.
+// caller: changing its elements or appending to it does not change the
+// store; and entries already returned stay as they were, whatever the store
+// does later (reads, appends, conflict truncation, compaction).
 func testReturnedSliceOwnership(h *harness) {
 	want := entries(1, 11, 1)
 	h.save(raft.HardState{}, want)
@@ -138,6 +140,26 @@ func testReturnedSliceOwnership(h *harness) {
 	_ = append(got, raft.Entry{Index: 95, Term: 95})
 	h.checkEntries(1, 6, 0, want[:5])
 	h.checkLog(0, 0, want)
+
+	// Entries returned earlier are not overwritten by what the store does
+	// next (a store decoding into a reused buffer must copy).
+	kept, err := h.s.Entries(3, 11, 0)
+	if err != nil {
+		h.t.Fatalf("Entries(3, 11, 0): %v", err)
+	}
+	for lo := uint64(1); lo <= 10; lo++ {
+		if _, err := h.s.Entries(lo, 11, 0); err != nil {
+			h.t.Fatalf("Entries(%d, 11, 0): %v", lo, err)
+		}
+	}
+	h.save(raft.HardState{Term: 2}, entries(6, 14, 2)) // truncates 6..10
+	h.compact(7, 2)
+	if _, err := h.s.Entries(8, 14, 0); err != nil {
+		h.t.Fatalf("Entries(8, 14, 0): %v", err)
+	}
+	if d := diffEntries(kept, want[2:]); d != "" {
+		h.t.Fatalf("entries returned by Entries(3, 11, 0) changed after later reads, a truncating Save and a Compact: %s", d)
+	}
 }
 
 // testConflictTruncation: a Save starting inside the log replaces the whole

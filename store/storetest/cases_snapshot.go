@@ -183,7 +183,7 @@ func testSnapshotReplace(h *harness) {
 // bytes match its metadata.
 func testSnapshotConcurrentSinks(h *harness) {
 	t := h.t
-	const writers, size = 4, 50_000
+	const writers, rounds, size = 4, 6, 50_000
 	var wg sync.WaitGroup
 	errs := make(chan error, writers+2)
 	stop := make(chan struct{})
@@ -191,22 +191,25 @@ func testSnapshotConcurrentSinks(h *harness) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			idx := uint64(10 + i)
-			sink, err := h.s.CreateSnapshot(snapMeta(idx, 1))
-			if err != nil {
-				errs <- fmt.Errorf("CreateSnapshot(%d): %w", idx, err)
-				return
-			}
-			data := snapData(idx, size)
-			for off := 0; off < size; off += 1000 {
-				if _, err := sink.Write(data[off : off+1000]); err != nil {
-					errs <- fmt.Errorf("snapshot %d: Write: %w", idx, err)
-					sink.Abort()
+			for k := range rounds {
+				idx := uint64(10 + i + writers*k)
+				sink, err := h.s.CreateSnapshot(snapMeta(idx, 1))
+				if err != nil {
+					errs <- fmt.Errorf("CreateSnapshot(%d): %w", idx, err)
 					return
 				}
-			}
-			if err := sink.Commit(); err != nil {
-				errs <- fmt.Errorf("snapshot %d: Commit: %w", idx, err)
+				data := snapData(idx, size)
+				for off := 0; off < size; off += 1000 {
+					if _, err := sink.Write(data[off : off+1000]); err != nil {
+						errs <- fmt.Errorf("snapshot %d: Write: %w", idx, err)
+						sink.Abort()
+						return
+					}
+				}
+				if err := sink.Commit(); err != nil {
+					errs <- fmt.Errorf("snapshot %d: Commit: %w", idx, err)
+					return
+				}
 			}
 		}()
 	}
@@ -256,7 +259,7 @@ func testSnapshotConcurrentSinks(h *harness) {
 	if err != nil {
 		t.Fatalf("LatestSnapshot: %v", err)
 	}
-	if latest.Index < 10 || latest.Index >= 10+writers {
+	if latest.Index < 10 || latest.Index >= 10+writers*rounds {
 		t.Fatalf("LatestSnapshot index %d is none of the committed snapshots", latest.Index)
 	}
 	h.checkSnapshot(snapMeta(latest.Index, 1), snapData(latest.Index, size))
@@ -330,4 +333,40 @@ func testSnapshotMetaOwnership(h *harness) {
 	r.Close()
 	got2.Configuration.Servers[2].ID = "changed"
 	h.checkSnapshot(meta, data)
+}
+
+// testSnapshotReaderOutlivesCommit: a reader opened on a snapshot keeps
+// returning that snapshot's bytes while newer snapshots are committed (and
+// older ones deleted) and the log is compacted, as when a leader streams a
+// snapshot to a follower while it takes the next one; the newest snapshot
+// is then the latest.
+func testSnapshotReaderOutlivesCommit(h *harness) {
+	const size = 300_000
+	h.save(raft.HardState{Term: 1}, entries(1, 31, 1))
+	meta, data := snapMeta(10, 1), snapData(10, size)
+	h.commitSnapshot(meta, data, 4096)
+	got, r, err := h.s.OpenSnapshot()
+	if err != nil {
+		h.t.Fatalf("OpenSnapshot: %v", err)
+	}
+	defer r.Close()
+	if !metaEqual(got, meta, size) {
+		h.t.Fatalf("OpenSnapshot meta = %+v, want %+v", got, meta)
+	}
+	first := make([]byte, size/3)
+	if _, err := io.ReadFull(r, first); err != nil {
+		h.t.Fatalf("read the first third of snapshot 10: %v", err)
+	}
+	for _, idx := range []uint64{20, 25} {
+		h.commitSnapshot(snapMeta(idx, 1), snapData(idx, size), 4096)
+		h.compact(idx-5, 1)
+	}
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		h.t.Fatalf("read the rest of snapshot 10 after two newer snapshots were committed: %v", err)
+	}
+	if !bytes.Equal(append(first, rest...), data) {
+		h.t.Fatalf("a reader opened on snapshot 10 returned other bytes after newer snapshots were committed: readers must keep the snapshot they opened")
+	}
+	h.checkSnapshot(snapMeta(25, 1), snapData(25, size))
 }

@@ -130,3 +130,12 @@ func (h *handle) OpenSnapshot() (raft.SnapshotMeta, io.ReadCloser, error) {
 	}
 	return h.s.OpenSnapshot()
 }
+
+// BindNode passes through to the store, so that the durable BindNode case
+// runs on the memory store.
+func (h *handle) BindNode(id raft.NodeID) error {
+	if err := h.check("bind node"); err != nil {
+		return err
+	}
+	return h.s.(raft.NodeBinder).BindNode(id)
+}

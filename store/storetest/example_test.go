@@ -20,6 +20,8 @@ import (
 // to be run under the race detector). Each case opens its own store in a
 // fresh t.TempDir(); the durability cases close it and call Open again on
 // the same directory. store/pebble runs the suite this way.
+// Example_persister is a complete store written from scratch, with its
+// conformance test.
 func Example() {
 	testConformance := func(t *testing.T) {
 		storetest.Run(t, storetest.Factory{

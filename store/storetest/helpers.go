@@ -58,6 +58,9 @@ func entryEqual(a, b raft.Entry) bool {
 func diffEntries(got, want []raft.Entry) string {
 	for i := 0; i < len(got) && i < len(want); i++ {
 		if !entryEqual(got[i], want[i]) {
+			if g, w := got[i], want[i]; g.Index == w.Index && g.Term == w.Term && g.Type == w.Type && len(g.Data) == len(w.Data) {
+				return fmt.Sprintf("entry %d of the result (index %d): the %d data bytes differ", i, g.Index, len(g.Data))
+			}
 			return fmt.Sprintf("entry %d of the result: got %s, want %s", i, fmtEntry(got[i]), fmtEntry(want[i]))
 		}
 	}

@@ -1,8 +1,10 @@
 package storetest_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -41,6 +43,12 @@ var mutants = []struct {
 	{"meta-shared", "SnapshotMetaOwnership"},
 	{"reopen-forgets-hard-state", "Reopen"},
 	{"reopen-restores-truncated", "ReopenAfterTruncation"},
+	{"bind-accepts-anyone", "BindNode"},
+	{"bind-error-unwrapped", "BindNode"},
+	{"reused-read-buffer", "ReturnedSliceOwnership"},
+	{"snapshot-overwritten-in-place", "SnapshotReaderOutlivesCommit"},
+	{"failed-at-start", "FailureNotifier"},
+	{"open-snapshot-torn", "SnapshotConcurrentSinks"},
 }
 
 func TestSuiteCatchesMutants(t *testing.T) {
@@ -101,9 +109,12 @@ type mutant struct {
 	*memory.Store
 	kind string
 
-	mu    sync.Mutex
-	cache map[[2]uint64][]raft.Entry
-	meta  *raft.SnapshotMeta
+	mu      sync.Mutex
+	cache   map[[2]uint64][]raft.Entry
+	meta    *raft.SnapshotMeta
+	scratch []byte // "reused-read-buffer": every Entries call's Data
+	snap    []byte // "snapshot-overwritten-in-place": the one snapshot buffer
+	failed  chan struct{}
 }
 
 func (m *mutant) Save(hs raft.HardState, es []raft.Entry) error {
@@ -161,6 +172,27 @@ func (m *mutant) Entries(lo, hi, maxBytes uint64) ([]raft.Entry, error) {
 			return nil, nil
 		}
 		return es, err
+	case "reused-read-buffer": // decodes Data into one buffer, reused
+		es, err := m.Store.Entries(lo, hi, maxBytes)
+		if err != nil {
+			return es, err
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		n := 0
+		for _, e := range es {
+			n += len(e.Data)
+		}
+		if cap(m.scratch) < n {
+			m.scratch = make([]byte, 0, 2*n+1024)
+		}
+		m.scratch = m.scratch[:0]
+		for i := range es {
+			start := len(m.scratch)
+			m.scratch = append(m.scratch, es[i].Data...)
+			es[i].Data = m.scratch[start:len(m.scratch):len(m.scratch)]
+		}
+		return es, nil
 	case "aliased-entries":
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -190,6 +222,19 @@ func (m *mutant) Compact(index, term uint64) error {
 	return m.Store.Compact(index, term)
 }
 
+func (m *mutant) BindNode(id raft.NodeID) error {
+	switch m.kind {
+	case "bind-accepts-anyone":
+		return nil
+	case "bind-error-unwrapped":
+		if err := m.Store.BindNode(id); err != nil {
+			return errors.New(err.Error())
+		}
+		return nil
+	}
+	return m.Store.BindNode(id)
+}
+
 func (m *mutant) Close() error {
 	if m.kind == "close-noop" {
 		return nil
@@ -197,7 +242,26 @@ func (m *mutant) Close() error {
 	return m.Store.Close()
 }
 
+// Failed and FailureErr make every mutant a raft.FailureNotifier; only
+// "failed-at-start" reports a failure (on a healthy store).
+func (m *mutant) Failed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failed == nil {
+		m.failed = make(chan struct{})
+		if m.kind == "failed-at-start" {
+			close(m.failed)
+		}
+	}
+	return m.failed
+}
+
+func (m *mutant) FailureErr() error { return nil }
+
 func (m *mutant) CreateSnapshot(meta raft.SnapshotMeta) (raft.SnapshotSink, error) {
+	if m.kind == "snapshot-overwritten-in-place" {
+		return &inPlaceSink{m: m, meta: meta}, nil
+	}
 	sink, err := m.Store.CreateSnapshot(meta)
 	if err != nil {
 		return nil, err
@@ -211,8 +275,53 @@ func (m *mutant) CreateSnapshot(meta raft.SnapshotMeta) (raft.SnapshotSink, erro
 	return sink, nil
 }
 
+// OpenSnapshot of "snapshot-overwritten-in-place" reads the one buffer
+// every commit overwrites.
+func (m *mutant) OpenSnapshot() (raft.SnapshotMeta, io.ReadCloser, error) {
+	if m.kind == "open-snapshot-torn" { // the meta and the data read apart
+		meta, err := m.Store.LatestSnapshot()
+		if err != nil {
+			return meta, nil, err
+		}
+		for range 20 {
+			runtime.Gosched()
+		}
+		_, r, err := m.Store.OpenSnapshot()
+		return meta, r, err
+	}
+	if m.kind == "snapshot-overwritten-in-place" {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.meta == nil {
+			return raft.SnapshotMeta{}, nil, fmt.Errorf("mutant: %w", raft.ErrNoSnapshot)
+		}
+		meta := *m.meta
+		meta.Configuration = meta.Configuration.Clone()
+		return meta, io.NopCloser(bytes.NewReader(m.snap)), nil
+	}
+	return m.Store.OpenSnapshot()
+}
+
+type inPlaceSink struct {
+	m    *mutant
+	meta raft.SnapshotMeta
+	buf  bytes.Buffer
+}
+
+func (s *inPlaceSink) Write(p []byte) (int, error) { return s.buf.Write(p) }
+func (s *inPlaceSink) Abort() error                { return nil }
+func (s *inPlaceSink) Commit() error {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	s.m.snap = append(s.m.snap[:0], s.buf.Bytes()...)
+	meta := s.meta
+	meta.Configuration = meta.Configuration.Clone()
+	s.m.meta = &meta
+	return nil
+}
+
 func (m *mutant) LatestSnapshot() (raft.SnapshotMeta, error) {
-	if m.kind == "meta-shared" {
+	if m.kind == "meta-shared" || m.kind == "snapshot-overwritten-in-place" {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if m.meta != nil {

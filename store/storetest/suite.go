@@ -1,47 +1,3 @@
-// Package storetest is a conformance suite for raft.Storage implementations.
-// A store's own tests call Run with a Factory that opens the store:
-//
-//	func TestConformance(t *testing.T) {
-//		storetest.Run(t, storetest.Factory{
-//			Open: func(t *testing.T, dir string) raft.Storage {
-//				s, err := mystore.Open(dir)
-//				if err != nil {
-//					t.Fatal(err)
-//				}
-//				return s
-//			},
-//			Durable: true,
-//		})
-//	}
-//
-// The suite checks the guarantees documented on raft.LogStore and
-// raft.SnapshotStore: the empty state; appends and bounded reads, with
-// ErrCompacted / ErrUnavailable (matched with errors.Is) outside the stored
-// range and the at-least-one-entry rule of maxBytes; ownership of returned
-// slices; conflict truncation; the hard state and its atomicity with the
-// entries of one Save (a rejected Save changes nothing); rejection of
-// gaps and non-contiguous batches; compaction, including the term of the last
-// compacted entry and the discarding of the whole log when it does not hold
-// (index, term); snapshots (commit, abort, replacement, metadata and data
-// round trip, an 8 MiB snapshot streamed in chunks); persistence of all of it
-// across Close and Open for durable stores; reads concurrent with writes that
-// only ever observe whole writes (run the suite under -race); and
-// raft.ErrStorageClosed after Close for stores that implement io.Closer.
-//
-// Where raft.Storage leaves details open, the suite expects what the raft
-// package relies on or what a careful user would: Entries(lo, lo) within
-// bounds returns no entries and no error, and lo > hi is an error; Save(hs,
-// nil) replaces the hard state; a batch with a repeated or decreasing index
-// is refused; entries with nil and empty Data are equal; SnapshotMeta.Size
-// reads back as 0 or the snapshot's length; a sink refuses Write after Commit
-// or Abort, and Commit after Abort; several sinks may be written and
-// committed concurrently; metadata passed in or returned is not shared with
-// the store.
-//
-// It does not check crash atomicity (a store must simulate power loss for
-// that) nor performance. Each case runs as a named subtest with its own
-// store; cases do not run in parallel. The suite takes about a second for an
-// in-memory store.
 package storetest
 
 import (
@@ -97,12 +53,15 @@ var cases = []testCase{
 	{name: "SnapshotConcurrentSinks", run: testSnapshotConcurrentSinks},
 	{name: "SnapshotLarge", run: testSnapshotLarge},
 	{name: "SnapshotMetaOwnership", run: testSnapshotMetaOwnership},
+	{name: "SnapshotReaderOutlivesCommit", run: testSnapshotReaderOutlivesCommit},
 	{name: "ConcurrentReads", run: testConcurrentReads},
 	{name: "Reopen", run: testReopen, durable: true},
 	{name: "ReopenAfterTruncation", run: testReopenAfterTruncation, durable: true},
 	{name: "ReopenAfterDiscard", run: testReopenAfterDiscard, durable: true},
 	{name: "ReopenSnapshots", run: testReopenSnapshots, durable: true},
 	{name: "Close", run: testClose, closer: true},
+	{name: "BindNode", run: testBindNode},
+	{name: "FailureNotifier", run: testFailureNotifier},
 }
 
 // Run runs every conformance case as a subtest of t, each with a store newly

@@ -112,13 +112,6 @@ func (n *Network) JoinAddr(id raft.NodeID, addr string) *Transport {
 	return t
 }
 
-// lookup returns the open transport at addr, or nil.
-func (n *Network) lookup(addr string) *Transport {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.nodes[addr]
-}
-
 // leave removes t from the address table if it still holds its address.
 func (n *Network) leave(t *Transport) {
 	n.mu.Lock()

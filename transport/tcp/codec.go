@@ -10,18 +10,19 @@ import (
 	"github.com/typedraft/typedraft/raft"
 )
 
-// Message body layout (wire version 1): a msgpack array of 13 fields in this
+// Message body layout (wire version 2): a msgpack array of 16 fields in this
 // fixed order. Field positions, not Go names, define the wire; adding a
-// field needs a new wire version.
+// field needs a new wire version (version 2 added Context, Lease and
+// Leader).
 //
 //	[Type, From, To, Term, LogTerm, Index, Commit, Entries, Reject, Hint,
-//	 HintTerm, Snapshot, Transfer]
+//	 HintTerm, Snapshot, Transfer, Context, Lease, Leader]
 //
 //	Entries  = nil | [[Index, Term, Type, Data], ...]     Data = nil | bin
 //	Snapshot = nil | [Index, Term, ConfigIndex, Size, [Servers, Old]]
 //	Servers  = nil | [[ID, Addr, Suffrage], ...]          (Old likewise)
 const (
-	messageFields  = 13
+	messageFields  = 16
 	entryFields    = 4
 	snapshotFields = 5
 	configFields   = 2
@@ -53,7 +54,7 @@ func encodeMessage(enc *msgpack.Encoder, m *raft.Message) error {
 	if !m.Type.Valid() {
 		return fmt.Errorf("%w: unknown message type %d", errEncode, uint8(m.Type))
 	}
-	if len(m.From) > MaxIDLen || len(m.To) > MaxIDLen {
+	if len(m.From) > MaxIDLen || len(m.To) > MaxIDLen || len(m.Leader) > MaxIDLen {
 		return fmt.Errorf("%w: node ID longer than %d bytes", errEncode, MaxIDLen)
 	}
 	if len(m.Entries) > maxEntries {
@@ -92,6 +93,9 @@ func encodeMessage(enc *msgpack.Encoder, m *raft.Message) error {
 		return err
 	}
 	e.bool(m.Transfer)
+	e.uint(m.Context)
+	e.bool(m.Lease)
+	e.str(string(m.Leader))
 	if e.err != nil {
 		return fmt.Errorf("tcp: encode %s: %w", m.Type, e.err)
 	}
@@ -228,6 +232,17 @@ func (d *bodyDecoder) message() (raft.Message, error) {
 	if m.Transfer, err = d.bool("transfer"); err != nil {
 		return m, err
 	}
+	if m.Context, err = d.uint("context"); err != nil {
+		return m, err
+	}
+	if m.Lease, err = d.bool("lease"); err != nil {
+		return m, err
+	}
+	leader, err := d.str("leader", MaxIDLen)
+	if err != nil {
+		return m, err
+	}
+	m.Leader = raft.NodeID(leader)
 	return m, nil
 }
 
@@ -248,11 +263,14 @@ func (d *bodyDecoder) entries() ([]raft.Entry, error) {
 		if e.Term, err = d.uint("entry term"); err != nil {
 			return nil, err
 		}
-		t, err := d.uintMax("entry type", uint64(raft.EntryConfig))
+		t, err := d.uintMax("entry type", math.MaxUint8)
 		if err != nil {
 			return nil, err
 		}
 		e.Type = raft.EntryType(t)
+		if !e.Type.Valid() {
+			return nil, d.errorf("unknown entry type %d", t)
+		}
 		if e.Data, err = d.bin("entry data"); err != nil {
 			return nil, err
 		}

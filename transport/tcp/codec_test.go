@@ -37,7 +37,7 @@ func fullMessages() []raft.Message {
 				{Index: 3, Term: 4, Type: raft.EntryConfig, Data: []byte{}},
 				{Index: 1<<64 - 1, Term: 1<<64 - 1, Type: raft.EntryCommand, Data: bytes.Repeat([]byte{0xff}, 70000)},
 			},
-			Reject: true, Hint: 77 + k, HintTerm: 88 + k, Transfer: true,
+			Reject: true, Hint: 77 + k, HintTerm: 88 + k, Transfer: true, Context: 99 + k, Lease: true, Leader: "node-γ",
 			Snapshot: &raft.SnapshotMeta{
 				Index: 10 + k, Term: 20 + k, ConfigIndex: 30 + k, Size: 1<<62 + int64(k),
 				Configuration: raft.Configuration{
@@ -150,9 +150,9 @@ func mp(t testing.TB, vs ...any) []byte {
 	return buf.Bytes()
 }
 
-// validFields returns the 13 fields of a valid heartbeat as generic values.
+// validFields returns the 16 fields of a valid heartbeat as generic values.
 func validFields() []any {
-	return []any{uint8(raft.MsgHeartbeat), "a", "b", 1, 2, 3, 4, nil, false, 5, 6, nil, false}
+	return []any{uint8(raft.MsgHeartbeat), "a", "b", 1, 2, 3, 4, nil, false, 5, 6, nil, false, 7, false, ""}
 }
 
 func withField(i int, v any) []any {
@@ -165,14 +165,14 @@ func TestDecodeMessageRejectsMalformed(t *testing.T) {
 	if _, err := decodeMessage(mp(t, validFields())); err != nil {
 		t.Fatalf("the valid baseline does not decode: %v", err)
 	}
-	prefix := append([]byte{0x9d}, mp(t, validFields()[:7]...)...) // array header + 7 fields
+	prefix := append([]byte{0xdc, 0x00, 0x10}, mp(t, validFields()[:7]...)...) // array header + 7 fields
 	pad := make([]byte, 32)
 	full := mp(t, withField(7, []any{[]any{1, 2, 0, bytes.Repeat([]byte{1}, 40)}}))
 	cases := map[string][]byte{
 		"empty":              {},
 		"not an array":       mp(t, 5),
 		"map":                mp(t, map[string]int{"y": 1}),
-		"too few fields":     mp(t, validFields()[:12]),
+		"too few fields":     mp(t, validFields()[:15]),
 		"too many fields":    mp(t, append(validFields(), 1)),
 		"unknown type":       mp(t, withField(0, 99)),
 		"type zero":          mp(t, withField(0, 0)),
@@ -196,7 +196,7 @@ func TestDecodeMessageRejectsMalformed(t *testing.T) {
 		"array32 huge":       {0xdd, 0xff, 0xff, 0xff, 0xff},
 		"array16 > bytes":    {0xdc, 0xff, 0xff, 0x01},
 		"fields, no array":   mp(t, validFields()[:7]...),
-		"str32 huge from":    append([]byte{0x9d, 0x07, 0xdb, 0xff, 0xff, 0xff, 0xff}, pad...),
+		"str32 huge from":    append([]byte{0xdc, 0x00, 0x10, 0x07, 0xdb, 0xff, 0xff, 0xff, 0xff}, pad...),
 		"bin32 huge data":    append(append(bytes.Clone(prefix), 0x91, 0x94, 1, 1, 0, 0xc6, 0xff, 0xff, 0xff, 0xff), pad...),
 		"truncated data":     full[:len(full)-10],
 		"entries > bytes":    append(bytes.Clone(prefix), 0xdd, 0x00, 0x10, 0x00, 0x00),
@@ -224,14 +224,14 @@ func allocBytes(f func()) uint64 {
 // TestDecodeHugeLengthsDoNotAllocate feeds declared lengths of 2^32-1 that
 // msgpack would trust and checks the decoder fails without allocating them.
 func TestDecodeHugeLengthsDoNotAllocate(t *testing.T) {
-	prefix := append([]byte{0x9d}, mp(t, validFields()[:7]...)...)
+	prefix := append([]byte{0xdc, 0x00, 0x10}, mp(t, validFields()[:7]...)...)
 	for name, body := range map[string][]byte{
 		"array32":         {0xdd, 0xff, 0xff, 0xff, 0xff},
 		"str32":           {0xdb, 0xff, 0xff, 0xff, 0xff},
 		"bin32":           {0xc6, 0xff, 0xff, 0xff, 0xff},
 		"entries array32": append(bytes.Clone(prefix), 0xdd, 0xff, 0xff, 0xff, 0xff),
 		"data bin32":      append(bytes.Clone(prefix), 0x91, 0x94, 1, 1, 0, 0xc6, 0xff, 0xff, 0xff, 0xff),
-		"from str32":      append([]byte{0x9d, 0x07, 0xdb, 0xff, 0xff, 0xff, 0xff}, make([]byte, 32)...),
+		"from str32":      append([]byte{0xdc, 0x00, 0x10, 0x07, 0xdb, 0xff, 0xff, 0xff, 0xff}, make([]byte, 32)...),
 	} {
 		var err error
 		n := allocBytes(func() { _, err = decodeMessage(body) })

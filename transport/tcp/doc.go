@@ -21,8 +21,19 @@
 // # Security
 //
 // Without Options.TLS, connections are plaintext and unauthenticated: any
-// process that can reach the port can claim any node ID. Plaintext is meant
-// for loopback demos and tests only.
+// process that can reach the port can claim any node ID, so it can
+// acknowledge writes it never stored (making the leader commit what a
+// majority does not hold) or send entries that make a node diverge.
+// Plaintext is therefore confined to loopback: Listen refuses an address
+// whose host is not loopback (an IP in 127.0.0.0/8 or ::1, or a name such
+// as "localhost" that resolves only to such IPs; ":7000" and
+// "0.0.0.0:7000" listen on every interface and are refused), checked
+// before anything is bound, and the transport never dials a peer whose
+// address is not loopback (it resolves a name first and dials the loopback
+// IPs it checked): Send logs the error (rate-limited) and reports the peer
+// unreachable, SendSnapshot returns it. Both errors wrap
+// ErrPlaintextNotLoopback and name Options.InsecurePlaintext, the explicit
+// opt-in for a network where every host is trusted.
 //
 // To turn TLS on, set Options.TLS to a *tls.Config holding this node's
 // certificate (Certificates) and the CA pool that signs every node's
@@ -62,13 +73,62 @@
 // learned address is only a hint: the dialer still requires the listener
 // there to prove the node ID. At most 1024 learned addresses are kept.
 //
-// Resource limits: every frame is checked against Options.MaxFrameSize
-// before its body is allocated; every msgpack length is checked against the
-// bytes remaining in its frame before decoding; a handshake must finish
-// within Options.HandshakeTimeout; at most Options.MaxInboundConns inbound
-// connections are open at once; idle inbound connections close after
-// Options.ReadTimeout. A malformed frame closes its connection with a log
-// line.
+// # Hostile and failing peers
+//
+// A flood of connections, frames or failures must not keep real peers out,
+// exhaust memory, delay elections or fill the log. The guarantees:
+//
+//   - Handshakes. An inbound connection that has not completed its
+//     handshake (TLS and hello, within Options.HandshakeTimeout) is
+//     pending: at most Options.MaxPendingConns overall and
+//     Options.MaxConnsPerIP per source IP. The accept loop never reads or
+//     blocks; connections beyond those limits are parked (a file
+//     descriptor each, up to 16 x MaxPendingConns overall and
+//     8 x MaxConnsPerIP per IP; beyond that they are closed at once) and
+//     served in arrival order per IP, fairly across IPs. While connections
+//     are parked, a pending connection that has kept this side waiting for
+//     its bytes for 50 ms (200 ms once it has sent a hello's worth) is
+//     evicted, the one that sent the fewest bytes first, so silent, slow or
+//     redialling sockets delay a real peer by its place in the queue, not
+//     by a handshake timeout: 300 sockets redialling from the peer's own IP
+//     delay its first message by about 0.2 s (plaintext or TLS).
+//   - Membership. Transport implements raft.PeerSetter. Once SetPeers has
+//     named the configuration, a hello from any other node ID (under TLS,
+//     proven by its certificate) is refused with a reason, connections from
+//     IDs that left the configuration are closed, and each configured peer
+//     has slots of its own (up to 8 connections; its oldest is closed past
+//     that, so a restarted peer always gets in) that strangers cannot take.
+//     Before the first SetPeers every authenticated peer shares
+//     Options.MaxInboundConns established slots, at most MaxConnsPerIP per
+//     source IP.
+//   - Memory. Every frame is checked against Options.MaxFrameSize before
+//     its body is allocated; every msgpack length is checked against the
+//     bytes remaining in its frame before decoding. Bodies larger than
+//     64 KiB are read only under a byte budget shared by all inbound
+//     connections (Options.MaxInflightBytes, default 2 x MaxFrameSize),
+//     served in arrival order and returned once the body is decoded and
+//     delivered; a connection that cannot get budget before its read
+//     deadline is closed. So the frame bodies held at once never exceed the
+//     budget plus 64 KiB per connection, however many connections send
+//     maximal frames. Measured with 24 connections each sending a 64 MiB
+//     frame to the last byte: the live heap grows by the 128 MiB budget
+//     (by 1.4 GiB without it), and the heap with the garbage Go's default
+//     GOGC lets accumulate by about 320 MiB; set GOMEMLIMIT to cap that
+//     headroom too.
+//   - Stalls. A write to a peer's message connection must make progress
+//     within Options.WriteStallTimeout (keep it below the raft election
+//     timeout), or the connection is closed and the next message (a vote,
+//     say) goes out on a new one; messages to other peers never wait for
+//     it, since every peer has its own writer.
+//   - Timeouts. Idle inbound connections close after Options.ReadTimeout;
+//     outbound ones send keepalives. A malformed frame closes its
+//     connection.
+//   - Logs. Warnings caused by remote input or by a peer that stays down
+//     (refused handshakes, evictions, malformed frames, failed dials) are
+//     rate-limited per kind: the first is logged in full, then one summary
+//     line per 10 s carries the count (key "repeated") and the latest
+//     fields. A peer that closes its connection cleanly (it is restarting)
+//     is logged at Debug.
 //
 // # Wire format (version 1)
 //

@@ -13,7 +13,7 @@ import (
 const (
 	magic0       byte = 'T'
 	magic1       byte = 'D'
-	wireVersion  byte = 1
+	wireVersion  byte = 2
 	frameHdrSize      = 8
 )
 
@@ -99,32 +99,42 @@ func writeFrame(w io.Writer, t frameType, body []byte) error {
 // wrapping io.ErrUnexpectedEOF, errBadMagic, errBadVersion, errBadFrameType,
 // errFrameTooLarge, or r's error.
 func readFrame(r io.Reader, max int, buf []byte) (frameType, []byte, error) {
-	var hdr [frameHdrSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, nil, io.EOF
-		}
-		return 0, nil, fmt.Errorf("tcp: read frame header: %w", err)
+	t, n, err := readFrameHeader(r, max)
+	if err != nil {
+		return 0, nil, err
 	}
-	if hdr[0] != magic0 || hdr[1] != magic1 {
-		return 0, nil, fmt.Errorf("%w: got %#x %#x", errBadMagic, hdr[0], hdr[1])
-	}
-	if hdr[2] != wireVersion {
-		return 0, nil, fmt.Errorf("%w: peer speaks version %d, this node %d", errBadVersion, hdr[2], wireVersion)
-	}
-	t := frameType(hdr[3])
-	if !t.valid() {
-		return 0, nil, fmt.Errorf("%w: %d", errBadFrameType, hdr[3])
-	}
-	n := uint64(binary.BigEndian.Uint32(hdr[4:]))
-	if max < 0 || n > uint64(max) {
-		return 0, nil, fmt.Errorf("%w: %s frame of %d bytes, limit %d", errFrameTooLarge, t, n, max)
-	}
-	body, err := readBody(r, int(n), buf)
+	body, err := readBody(r, n, buf)
 	if err != nil {
 		return 0, nil, fmt.Errorf("tcp: read %s frame body (%d bytes): %w", t, n, err)
 	}
 	return t, body, nil
+}
+
+// readFrameHeader reads and checks one frame header from r and returns the
+// frame's type and body length (at most max). Errors: as readFrame's.
+func readFrameHeader(r io.Reader, max int) (frameType, int, error) {
+	var hdr [frameHdrSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, 0, io.EOF
+		}
+		return 0, 0, fmt.Errorf("tcp: read frame header: %w", err)
+	}
+	if hdr[0] != magic0 || hdr[1] != magic1 {
+		return 0, 0, fmt.Errorf("%w: got %#x %#x", errBadMagic, hdr[0], hdr[1])
+	}
+	if hdr[2] != wireVersion {
+		return 0, 0, fmt.Errorf("%w: peer speaks version %d, this node %d", errBadVersion, hdr[2], wireVersion)
+	}
+	t := frameType(hdr[3])
+	if !t.valid() {
+		return 0, 0, fmt.Errorf("%w: %d", errBadFrameType, hdr[3])
+	}
+	n := uint64(binary.BigEndian.Uint32(hdr[4:]))
+	if max < 0 || n > uint64(max) {
+		return 0, 0, fmt.Errorf("%w: %s frame of %d bytes, limit %d", errFrameTooLarge, t, n, max)
+	}
+	return t, int(n), nil
 }
 
 // readBody reads exactly n bytes, reusing buf when it is large enough and

@@ -30,10 +30,10 @@ func messageSeeds(t testing.TB) [][]byte {
 		seeds = append(seeds, encodeForTest(t, m))
 	}
 	seeds = append(seeds, encodeForTest(t, heartbeat("a", "b", 1)))
-	prefix := append([]byte{0x9d}, mp(t, validFields()[:7]...)...)
+	prefix := append([]byte{0xdc, 0x00, 0x10}, mp(t, validFields()[:7]...)...)
 	for _, h := range hostileHeaders {
 		seeds = append(seeds, h,
-			append([]byte{0x9d, 0x07}, h...),                               // as From
+			append([]byte{0xdc, 0x00, 0x10, 0x07}, h...),                   // as From
 			append(bytes.Clone(prefix), h...),                              // as Entries
 			append(append(bytes.Clone(prefix), 0x91, 0x94, 1, 1, 0), h...)) // as Data
 	}

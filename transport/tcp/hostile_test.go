@@ -107,19 +107,15 @@ func TestBadHandshakesRefused(t *testing.T) {
 }
 
 // TestSlowlorisCannotPinConnections: silent and trickling connections fill
-// the inbound limit only until the handshake timeout; extra connections are
-// refused at once meanwhile; afterwards a real peer gets through.
+// the pending-handshake budget only until the handshake timeout; meanwhile
+// a new connection evicts the silent one (never the one that sent bytes),
+// and a real peer gets through at once, while they are still pending.
 func TestSlowlorisCannotPinConnections(t *testing.T) {
 	bo := testOptions("b")
-	bo.MaxInboundConns = 2
+	bo.MaxPendingConns = 2
 	bo.HandshakeTimeout = time.Second
 	b, h, logs := loggedNode(t, bo)
 
-	silent, err := net.Dial("tcp", b.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
 	trickle, err := net.Dial("tcp", b.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -131,39 +127,56 @@ func TestSlowlorisCannotPinConnections(t *testing.T) {
 		defer close(trickleDone)
 		in := frameBytes(frameHello, encodeHello(hello{ClusterID: "test-cluster", From: "a", To: "b", Kind: kindMessages}))
 		for _, c := range in {
+			if _, err := trickle.Write([]byte{c}); err != nil {
+				return
+			}
 			select {
 			case <-stopTrickle:
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			if _, err := trickle.Write([]byte{c}); err != nil {
-				return
-			}
 		}
 	}()
 	defer func() { close(stopTrickle); <-trickleDone }()
+	waitFor(t, "the trickling connection to be pending and heard", func() bool {
+		b.adm.mu.Lock()
+		defer b.adm.mu.Unlock()
+		return len(b.adm.pending) == 1 && b.adm.pending[0].received.Load() > 0
+	})
+	silent, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	start := time.Now()
+	waitFor(t, "two pending connections", func() bool { return b.adm.counts().pending == 2 })
 
-	// Both slots are taken once the server has accepted both.
-	waitFor(t, "two pinned inbound slots", func() bool { return len(b.inbound) == 2 })
+	// The budget is full: the next connection evicts the silent one.
 	extra, err := net.Dial("tcp", b.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer extra.Close()
-	start := time.Now()
-	waitClosed(t, extra, waitTimeout)
-	logs.waitLog(t, "inbound connection limit reached")
-
 	waitClosed(t, silent, waitTimeout)
+	if d := time.Since(start); d > bo.HandshakeTimeout/2 {
+		t.Fatalf("the silent connection was closed after %v, not evicted at once", d)
+	}
+	logs.waitLog(t, "closing a pending inbound connection to make room")
+
+	// A real peer gets through while the trickle is still pending.
+	a := listen(t, testOptions("a"))
+	a.Send(peerOf(b), []raft.Message{heartbeat("a", "b", 1)})
+	waitFor(t, "a real peer's message while slow handshakes are pending", func() bool { return h.count() == 1 })
+	if d := time.Since(start); d > bo.HandshakeTimeout {
+		t.Fatalf("the real peer got through after %v, not before the slow handshakes timed out", d)
+	}
+
 	waitClosed(t, trickle, waitTimeout)
+	waitClosed(t, extra, waitTimeout)
 	if d := time.Since(start); d > bo.HandshakeTimeout+5*time.Second {
 		t.Fatalf("slow handshakes held their slots for %v (timeout %v)", d, bo.HandshakeTimeout)
 	}
 	logs.waitLog(t, "refused inbound connection: bad handshake", "timeout")
-
-	a := listen(t, testOptions("a"))
-	a.Send(peerOf(b), []raft.Message{heartbeat("a", "b", 1)})
-	waitFor(t, "a real peer's message after the slots freed", func() bool { return h.count() == 1 })
 }
 
 func TestIdleInboundConnectionClosedAfterReadTimeout(t *testing.T) {

@@ -300,13 +300,13 @@ func TestMultiProcessCluster(t *testing.T) {
 			t.Fatalf("%s found a log (last index %d) in a new directory", id, last)
 		}
 	}
-	leader, term := c.waitLeader(0)
+	leader, _ := c.waitLeader(0)
 	var before uint64
 	for i := range writes {
 		before = c.put(&leader, fmt.Sprintf("a%02d", i), fmt.Sprintf("v%d", i))
 	}
 	// The writes may have moved leadership; kill whoever leads now.
-	leader, term = c.waitLeader(0)
+	leader, term := c.waitLeader(0)
 	if st := c.status(leader); st == nil || atoiField(st, "applied") < before {
 		t.Fatalf("leader %s status %v: has not applied index %d it acknowledged", leader, st, before)
 	}

@@ -61,8 +61,48 @@ func (b *backoff) reset() { b.attempt = 0 }
 type outConn struct {
 	conn   net.Conn // what frames are written to (TLS or raw)
 	raw    net.Conn // the TCP connection: closing it never blocks
-	bw     *bufio.Writer
+	sw     *stallWriter
+	bw     *bufio.Writer // writes to sw
 	broken chan struct{} // closed when the connection's reader sees it end
+	why    error         // why it broke; read only after broken is closed
+}
+
+// stallChunk is the most a stallWriter hands the connection at once: each
+// such piece must be accepted within WriteStallTimeout.
+const stallChunk = 64 << 10
+
+// stallWriter writes to a connection in pieces of at most stallChunk
+// bytes, each under a fresh write deadline of stall from its start, never
+// later than limit (the deadline of the whole flush). A peer that stops
+// reading thus fails the write after stall, while a slow but moving link
+// keeps going until limit.
+//
+// Concurrency: used by one writer goroutine.
+type stallWriter struct {
+	conn  net.Conn
+	stall time.Duration
+	limit time.Time
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), stallChunk)
+		d := time.Now().Add(w.stall)
+		if d.After(w.limit) {
+			d = w.limit
+		}
+		if err := w.conn.SetWriteDeadline(d); err != nil {
+			return written, err
+		}
+		m, err := w.conn.Write(p[:n])
+		written += m
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 // run drains the queue until the transport closes. It dials on demand,
@@ -83,14 +123,20 @@ func (p *peer) run() {
 	)
 	keepalive.Stop()
 	defer keepalive.Stop()
-	drop := func(reason string, err error) {
+	// drop closes the connection; quiet logs at Debug (a clean close by the
+	// peer, as when it restarts), else the warning is rate-limited.
+	drop := func(reason string, err error, quiet bool) {
 		if cur != nil {
 			_ = cur.raw.Close()
 			t.untrack(cur.raw)
 			cur = nil
 		}
 		if t.ctx.Err() == nil {
-			log.Warn(reason, "error", err)
+			if quiet {
+				log.Debug(reason, "error", err)
+			} else {
+				t.warn.warn(reason+"|"+string(p.id), reason, "peer", string(p.id), "error", err)
+			}
 			t.reportUnreachable(p.id)
 		}
 	}
@@ -116,8 +162,8 @@ func (p *peer) run() {
 				}
 				dropped := 1 + drainQueue(p.queue)
 				delay := bo.next()
-				log.Warn("dial failed", "addr", addr, "error", err, "dropped", dropped,
-					"attempt", bo.attempt, "retry_in", delay)
+				t.warn.warn("dial failed|"+string(p.id), "dial failed", "peer", string(p.id), "addr", addr,
+					"error", err, "dropped", dropped, "attempt", bo.attempt, "retry_in", delay)
 				t.reportUnreachable(p.id)
 				select {
 				case <-time.After(delay):
@@ -131,26 +177,27 @@ func (p *peer) run() {
 				return
 			}
 			bo.reset()
-			bw.Reset(conn)
-			cur = &outConn{conn: conn, raw: raw, bw: bw, broken: make(chan struct{})}
+			cur = &outConn{conn: conn, raw: raw, sw: &stallWriter{conn: conn, stall: t.opts.WriteStallTimeout},
+				bw: bw, broken: make(chan struct{})}
+			bw.Reset(cur.sw)
 			t.wg.Add(1)
-			go watchConn(t, conn, cur.broken)
+			go watchConn(t, cur)
 			log.Debug("connected", "addr", addr)
 		} else {
 			select {
 			case <-t.ctx.Done():
 				return
 			case <-cur.broken:
-				drop("connection closed by peer", io.EOF)
+				drop("connection closed by peer", cur.why, errors.Is(cur.why, io.EOF))
 				continue
 			case <-keepalive.C:
-				_ = cur.conn.SetWriteDeadline(time.Now().Add(t.opts.WriteTimeout))
+				cur.sw.limit = time.Now().Add(t.opts.WriteTimeout)
 				err := writeFrame(cur.bw, frameKeepalive, nil)
 				if err == nil {
 					err = cur.bw.Flush()
 				}
 				if err != nil {
-					drop("keepalive failed", err)
+					drop("keepalive failed", err, false)
 					continue
 				}
 				keepalive.Reset(kaEvery)
@@ -159,7 +206,7 @@ func (p *peer) run() {
 			}
 		}
 		if err := p.writeBatch(cur, m, &scratch, enc); err != nil {
-			drop("write failed, reconnecting", err)
+			drop("write failed, reconnecting", err, false)
 			continue
 		}
 		keepalive.Reset(kaEvery)
@@ -167,19 +214,19 @@ func (p *peer) run() {
 }
 
 // writeBatch writes m and whatever else is queued (up to maxBatchBytes)
-// into the buffer, then flushes once.
+// into the buffer, then flushes once. The whole write must finish within
+// WriteTimeout, and every piece of it make progress within
+// WriteStallTimeout (see stallWriter).
 func (p *peer) writeBatch(c *outConn, m raft.Message, scratch *bytes.Buffer, enc *msgpack.Encoder) error {
 	t := p.t
-	if err := c.conn.SetWriteDeadline(time.Now().Add(t.opts.WriteTimeout)); err != nil {
-		return err
-	}
+	c.sw.limit = time.Now().Add(t.opts.WriteTimeout)
 	written := 0
 	for {
 		scratch.Reset()
 		if err := encodeMessage(enc, &m); err != nil {
-			t.log.Error("dropping message that cannot be encoded", "peer", string(p.id), "error", err)
+			t.warn.error("unencodable|"+string(p.id), "dropping message that cannot be encoded", "peer", string(p.id), "error", err)
 		} else if scratch.Len() > t.opts.MaxFrameSize {
-			t.log.Error("dropping message larger than the max frame size", "peer", string(p.id),
+			t.warn.error("oversized|"+string(p.id), "dropping message larger than the max frame size", "peer", string(p.id),
 				"type", m.Type.String(), "bytes", scratch.Len(), "limit", t.opts.MaxFrameSize)
 		} else {
 			if err := writeFrame(c.bw, frameMessage, scratch.Bytes()); err != nil {
@@ -204,12 +251,17 @@ func (p *peer) writeBatch(c *outConn, m raft.Message, scratch *bytes.Buffer, enc
 }
 
 // watchConn reads from an outbound message connection, on which the peer
-// never sends after the handshake, to notice promptly when it closes.
-func watchConn(t *Transport, conn net.Conn, broken chan struct{}) {
+// never sends after the handshake, to notice promptly when it closes; it
+// records why in c.why before closing c.broken.
+func watchConn(t *Transport, c *outConn) {
 	defer t.wg.Done()
-	defer close(broken)
+	defer close(c.broken)
 	var b [1]byte
-	_, _ = conn.Read(b[:])
+	_, err := c.conn.Read(b[:])
+	if err == nil {
+		err = errors.New("tcp: peer sent data on an outbound message connection")
+	}
+	c.why = err
 }
 
 // drainQueue empties q without blocking and returns how many it dropped.
@@ -231,14 +283,24 @@ func drainQueue(q chan raft.Message) int {
 // caller tracks and closes (closing a TLS connection may block sending an
 // alert). On success neither has a deadline set.
 //
-// Errors wrap raft.ErrPeerUnreachable for dial and I/O failures, and
-// errRefused when the peer refused the hello.
+// In plaintext without Options.InsecurePlaintext, addr must be loopback
+// (names are resolved and the checked IPs dialed); otherwise nothing is
+// dialed and the error wraps ErrPlaintextNotLoopback.
+//
+// Errors wrap raft.ErrPeerUnreachable for dial and I/O failures and for a
+// non-loopback address in plaintext, and errRefused when the peer refused
+// the hello.
 func (t *Transport) dialPeer(ctx context.Context, id raft.NodeID, addr string, kind connKind) (conn, raw net.Conn, err error) {
 	if addr == "" {
 		return nil, nil, fmt.Errorf("tcp: peer %s has no address: %w", id, raft.ErrPeerUnreachable)
 	}
 	dctx, cancel := context.WithTimeout(ctx, t.opts.DialTimeout)
-	raw, err = t.dial(dctx, "tcp", addr)
+	targets, err := t.dialTargets(dctx, addr)
+	for _, target := range targets {
+		if raw, err = t.dial(dctx, "tcp", target); err == nil {
+			break
+		}
+	}
 	cancel()
 	if err != nil {
 		return nil, nil, fmt.Errorf("tcp: dial %s at %s: %w: %w", id, addr, raft.ErrPeerUnreachable, err)

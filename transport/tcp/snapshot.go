@@ -194,25 +194,35 @@ func (t *Transport) streamSnapshot(ctx context.Context, conn net.Conn, header []
 
 // receiveSnapshot reads one snapshot stream from an authenticated peer,
 // feeds its data to Handler.HandleSnapshot through a pipe (so at most one
-// chunk is buffered) and answers with the handler's verdict.
-func (t *Transport) receiveSnapshot(conn net.Conn, br *bufio.Reader, from raft.NodeID) {
+// chunk is buffered) and answers with the handler's verdict. The header's
+// body and the chunk buffer are held under the memory budget.
+func (t *Transport) receiveSnapshot(ic *inConn, conn net.Conn, br *bufio.Reader, from raft.NodeID) {
 	log := t.log.With("peer", string(from), "remote", conn.RemoteAddr().String())
+	warn := func(kind, msg string, args ...any) {
+		t.warn.warn("snapshot-"+kind, msg, append([]any{"peer", string(from), "remote", conn.RemoteAddr().String()}, args...)...)
+	}
 	refuse := func(reason string) {
-		log.Warn("refusing snapshot", "reason", reason)
+		warn("refuse", "refusing snapshot", "reason", reason)
 		_ = conn.SetWriteDeadline(time.Now().Add(t.opts.WriteTimeout))
 		_ = writeFrame(conn, frameSnapAck, encodeSnapAck(snapAck{Reason: reason}))
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(t.opts.ReadTimeout))
-	typ, body, err := readFrame(br, t.opts.MaxFrameSize, nil)
-	if err == nil && typ != frameSnapHeader {
-		err = fmt.Errorf("tcp: got %s frame, want snap-header", typ)
+	deadline := time.Now().Add(t.opts.ReadTimeout)
+	_ = conn.SetReadDeadline(deadline)
+	f, err := t.readBudgetedFrame(br, t.opts.MaxFrameSize, nil, nil, deadline)
+	if err == nil && f.typ != frameSnapHeader {
+		err = fmt.Errorf("tcp: got %s frame, want snap-header", f.typ)
 	}
 	var m raft.Message
 	if err == nil {
-		m, err = decodeMessage(body)
+		m, err = decodeMessage(f.body)
 	}
+	t.releaseFrame(&f)
 	if err != nil {
-		log.Warn("closing snapshot connection: bad header", "error", err)
+		if t.closedQuietly(ic, err) {
+			log.Debug("snapshot connection closed before its header", "error", err)
+			return
+		}
+		warn("header", "closing snapshot connection: bad header", "error", err)
 		return
 	}
 	switch {
@@ -242,19 +252,19 @@ func (t *Transport) receiveSnapshot(conn net.Conn, br *bufio.Reader, from raft.N
 	if streamErr != nil {
 		_ = pw.CloseWithError(streamErr)
 		<-done
-		log.Warn("snapshot stream failed", "bytes", received, "error", streamErr)
+		warn("stream", "snapshot stream failed", "bytes", received, "error", streamErr)
 		return
 	}
 	ack := snapAck{OK: verdict == nil}
 	if verdict != nil {
 		ack.Reason = verdict.Error()
-		log.Warn("snapshot handler refused the snapshot", "bytes", received, "error", verdict)
+		warn("handler", "snapshot handler refused the snapshot", "bytes", received, "error", verdict)
 	} else {
 		log.Info("snapshot received", "bytes", received, "index", snapIndex(&m))
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(t.opts.WriteTimeout))
 	if err := writeFrame(conn, frameSnapAck, encodeSnapAck(ack)); err != nil {
-		log.Warn("could not send snapshot ack", "error", err)
+		warn("ack", "could not send snapshot ack", "error", err)
 		return
 	}
 	// If the handler finished early, the sender may still be streaming:
@@ -266,25 +276,35 @@ func (t *Transport) receiveSnapshot(conn net.Conn, br *bufio.Reader, from raft.N
 
 // pumpSnapshot copies chunk frames into pw until the end frame, then
 // returns the handler's verdict. A non-nil streamErr means the stream broke
-// (the handler has not returned yet in that case).
+// (the handler has not returned yet in that case). The chunk buffer is
+// reused; while it is larger than smallFrameBody its size is held in the
+// memory budget, until the stream ends.
 func (t *Transport) pumpSnapshot(conn net.Conn, br *bufio.Reader, pw *io.PipeWriter, done chan error) (received uint64, verdict, streamErr error) {
-	var buf []byte
+	var (
+		buf  []byte
+		held budgetedFrame // the budget held for buf
+	)
+	defer t.releaseFrame(&held)
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(t.opts.ReadTimeout))
-		typ, body, err := readFrame(br, t.opts.MaxFrameSize, buf)
+		deadline := time.Now().Add(t.opts.ReadTimeout)
+		_ = conn.SetReadDeadline(deadline)
+		f, err := t.readBudgetedFrame(br, t.opts.MaxFrameSize, buf, &held, deadline)
 		if err != nil {
 			return received, nil, fmt.Errorf("tcp: read snapshot at byte %d: %w", received, err)
 		}
-		switch typ {
+		if f.held > 0 { // a new, larger buffer (held was released): it replaces buf
+			held = f
+		}
+		switch f.typ {
 		case frameSnapChunk:
-			buf = body[:0] // reuse: pw.Write returns once the handler consumed it
-			received += uint64(len(body))
-			if _, err := pw.Write(body); err != nil {
+			buf = f.body[:0] // reuse: pw.Write returns once the handler consumed it
+			received += uint64(len(f.body))
+			if _, err := pw.Write(f.body); err != nil {
 				// The handler returned before reading everything.
 				return received, <-done, nil
 			}
 		case frameSnapEnd:
-			total, err := decodeSnapEnd(body)
+			total, err := decodeSnapEnd(f.body)
 			if err != nil {
 				return received, nil, err
 			}
@@ -294,7 +314,7 @@ func (t *Transport) pumpSnapshot(conn net.Conn, br *bufio.Reader, pw *io.PipeWri
 			_ = pw.Close()
 			return received, <-done, nil
 		default:
-			return received, nil, fmt.Errorf("tcp: unexpected %s frame in snapshot stream", typ)
+			return received, nil, fmt.Errorf("tcp: unexpected %s frame in snapshot stream", f.typ)
 		}
 	}
 }

@@ -1,16 +1,12 @@
 package tcp
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -28,19 +24,23 @@ import (
 type Transport struct {
 	opts      Options
 	log       hclog.Logger
+	warn      *logLimiter // rate-limited warnings (ratelog.go)
 	ln        net.Listener
 	serverTLS *tls.Config
 	handler   atomic.Pointer[handlerBox]
+	adm       *admission  // inbound connection limits (admission.go)
+	budget    *byteBudget // memory of inbound frame bodies (budget.go)
 
-	// dial opens raw TCP connections; tests replace it before first use.
-	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// dial opens raw TCP connections and lookupIP resolves host names for
+	// the loopback check; tests replace them before first use.
+	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	lookupIP lookupFunc
 
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
-	inbound   chan struct{} // semaphore of MaxInboundConns
 
 	mu     sync.RWMutex
 	closed bool
@@ -53,14 +53,28 @@ type Transport struct {
 
 type handlerBox struct{ h raft.Handler }
 
-var _ raft.Transport = (*Transport)(nil)
+var (
+	_ raft.Transport  = (*Transport)(nil)
+	_ raft.PeerSetter = (*Transport)(nil)
+)
 
 // Listen validates opts, binds addr (e.g. "127.0.0.1:0") and starts
 // accepting peers. The caller must call Close.
 //
-// Errors: an invalid option (the error names it), or the listen error.
+// Without Options.TLS, addr's host must be loopback (see Options.TLS)
+// unless Options.InsecurePlaintext is set; the check happens before
+// anything is bound.
+//
+// Errors: an invalid option (the error names it), an error wrapping
+// ErrPlaintextNotLoopback, or the listen error.
 func Listen(addr string, opts *Options) (*Transport, error) {
 	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.DialTimeout)
+	err = checkListenAddr(ctx, addr, &o)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
@@ -68,17 +82,25 @@ func Listen(addr string, opts *Options) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcp: listen on %q: %w", addr, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	if err := checkBound(addr, ln.Addr(), &o); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	log := o.Logger.With("node", string(o.LocalID))
 	t := &Transport{
-		opts:    o,
-		log:     o.Logger.With("node", string(o.LocalID)),
-		ln:      ln,
-		ctx:     ctx,
-		cancel:  cancel,
-		inbound: make(chan struct{}, o.MaxInboundConns),
-		peers:   make(map[raft.NodeID]*peer),
-		conns:   make(map[net.Conn]struct{}),
-		learned: make(map[raft.NodeID]string),
+		opts:     o,
+		log:      log,
+		warn:     newLogLimiter(log, logSummaryInterval),
+		ln:       ln,
+		adm:      newAdmission(&o),
+		budget:   newByteBudget(o.MaxInflightBytes),
+		lookupIP: net.DefaultResolver.LookupIPAddr,
+		ctx:      ctx,
+		cancel:   cancel,
+		peers:    make(map[raft.NodeID]*peer),
+		conns:    make(map[net.Conn]struct{}),
+		learned:  make(map[raft.NodeID]string),
 	}
 	if t.opts.AdvertiseAddr == "" {
 		t.opts.AdvertiseAddr = ln.Addr().String()
@@ -88,9 +110,36 @@ func Listen(addr string, opts *Options) (*Transport, error) {
 	if o.TLS != nil {
 		t.serverTLS = serverTLS(o.TLS)
 	}
-	t.wg.Add(1)
+	t.wg.Add(3)
 	go t.acceptLoop()
+	go t.sweepLoop()
+	go t.summarize()
 	return t, nil
+}
+
+// SetPeers implements raft.PeerSetter: peers are the members of the node's
+// configuration (this node among them, or not). From the first call on,
+// an inbound connection is admitted only if its hello claims (and under
+// TLS its certificate proves) the ID of one of peers other than this
+// node's own, and it then takes a slot reserved for that peer, outside
+// MaxInboundConns and MaxConnsPerIP (see Options.MaxInboundConns); every
+// other connection is refused after its hello with a reason, and
+// established connections from IDs no longer in peers are closed. Before
+// the first call any authenticated peer is admitted, within the shared
+// limits. Addresses in peers are not used (Send takes them per call).
+//
+// Concurrency: safe to call from any goroutine at any time; it never
+// blocks on the network. It does not retain peers.
+func (t *Transport) SetPeers(peers []raft.Peer) {
+	evicted := t.adm.setPeers(peers)
+	for _, c := range evicted {
+		t.log.Debug("closing inbound connection from a node outside the configuration",
+			"peer", string(c.id), "remote", c.raw.RemoteAddr().String())
+		_ = c.raw.Close()
+	}
+	if len(evicted) > 0 {
+		t.log.Info("closed inbound connections from nodes outside the configuration", "count", len(evicted))
+	}
 }
 
 // Addr returns the address the transport listens on, with the actual port
@@ -168,178 +217,6 @@ func (t *Transport) untrack(c net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.mu.Unlock()
-}
-
-func (t *Transport) acceptLoop() {
-	defer t.wg.Done()
-	var delay time.Duration
-	for {
-		c, err := t.ln.Accept()
-		if err != nil {
-			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: back off briefly.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t.log.Warn("accept failed", "error", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-t.ctx.Done():
-				return
-			}
-			continue
-		}
-		delay = 0
-		select {
-		case t.inbound <- struct{}{}:
-		default:
-			t.log.Warn("inbound connection limit reached, closing connection",
-				"remote", c.RemoteAddr().String(), "limit", t.opts.MaxInboundConns)
-			_ = c.Close()
-			continue
-		}
-		if !t.track(c) {
-			_ = c.Close()
-			<-t.inbound
-			return
-		}
-		t.wg.Add(1)
-		go t.serveInbound(c)
-	}
-}
-
-// serveInbound runs the listener side of the handshake on raw and then
-// reads messages or one snapshot until the connection ends.
-func (t *Transport) serveInbound(raw net.Conn) {
-	defer func() {
-		_ = raw.Close()
-		t.untrack(raw)
-		<-t.inbound
-		t.wg.Done()
-	}()
-	remote := raw.RemoteAddr().String()
-	// One deadline covers TLS and hello: a slow or silent peer is cut off.
-	_ = raw.SetDeadline(time.Now().Add(t.opts.HandshakeTimeout))
-	conn := raw
-	if t.serverTLS != nil {
-		tc := tls.Server(raw, t.serverTLS)
-		if err := tc.HandshakeContext(t.ctx); err != nil {
-			t.log.Warn("refused inbound connection: tls handshake failed", "remote", remote, "error", err)
-			return
-		}
-		conn = tc
-	}
-	br := bufio.NewReaderSize(conn, 64<<10)
-	typ, body, err := readFrame(br, maxHandshakeFrame, nil)
-	if err == nil && typ != frameHello {
-		err = fmt.Errorf("tcp: first frame is %s, want hello", typ)
-	}
-	var h hello
-	if err == nil {
-		h, err = decodeHello(body)
-	}
-	if err != nil {
-		t.log.Warn("refused inbound connection: bad handshake", "remote", remote, "error", err)
-		return
-	}
-	if reason := t.checkHello(h, conn); reason != "" {
-		t.log.Warn("refused inbound connection", "remote", remote, "peer", string(h.From), "reason", reason)
-		_ = writeFrame(conn, frameHelloReply, encodeHelloReply(helloReply{Reason: reason}))
-		return
-	}
-	reply := helloReply{OK: true, ClusterID: t.opts.ClusterID, NodeID: t.opts.LocalID}
-	if err := writeFrame(conn, frameHelloReply, encodeHelloReply(reply)); err != nil {
-		t.log.Warn("inbound handshake failed: write reply", "remote", remote, "peer", string(h.From), "error", err)
-		return
-	}
-	_ = raw.SetDeadline(time.Time{})
-	if h.Addr != "" {
-		t.learnAddr(h.From, learnable(h.Addr, raw.RemoteAddr()))
-	}
-	t.log.Debug("accepted inbound connection", "remote", remote, "peer", string(h.From), "kind", h.Kind.String())
-	switch h.Kind {
-	case kindMessages:
-		t.readMessages(conn, br, h.From)
-	case kindSnapshot:
-		t.receiveSnapshot(conn, br, h.From)
-	}
-}
-
-// checkHello returns why h must be refused, or "" to accept it.
-func (t *Transport) checkHello(h hello, conn net.Conn) string {
-	switch {
-	case h.ClusterID != t.opts.ClusterID:
-		return fmt.Sprintf("cluster id mismatch: peer is in cluster %q", h.ClusterID)
-	case h.To != t.opts.LocalID:
-		return fmt.Sprintf("wrong node: peer dialed %q, this is %q", h.To, t.opts.LocalID)
-	case h.From == "":
-		return "peer sent an empty node id"
-	}
-	if h.Addr != "" {
-		if err := checkAddr(h.Addr); err != nil {
-			return fmt.Sprintf("bad advertised address: %v", err)
-		}
-	}
-	if t.serverTLS != nil {
-		cert := peerCert(conn)
-		if cert == nil {
-			return "peer sent no certificate"
-		}
-		if !CertificateHasNodeID(cert, h.From) {
-			return fmt.Sprintf("certificate identity mismatch: peer claims node %q but its certificate names [%s]",
-				h.From, certIdentities(cert))
-		}
-	}
-	return ""
-}
-
-// readMessages delivers message frames from an authenticated peer until
-// the connection fails, idles past ReadTimeout or sends a malformed frame.
-func (t *Transport) readMessages(conn net.Conn, br *bufio.Reader, from raft.NodeID) {
-	log := t.log.With("peer", string(from), "remote", conn.RemoteAddr().String())
-	var deadlineSet time.Time
-	for {
-		// Refresh the read deadline only every quarter timeout: cheap, and
-		// an idle peer is still cut off within 1.25 x ReadTimeout.
-		if now := time.Now(); now.Sub(deadlineSet) > t.opts.ReadTimeout/4 {
-			_ = conn.SetReadDeadline(now.Add(t.opts.ReadTimeout))
-			deadlineSet = now
-		}
-		typ, body, err := readFrame(br, t.opts.MaxFrameSize, nil)
-		if err != nil {
-			if errors.Is(err, io.EOF) || t.ctx.Err() != nil {
-				log.Debug("inbound connection closed")
-			} else {
-				log.Warn("closing inbound connection", "error", err)
-			}
-			return
-		}
-		switch typ {
-		case frameKeepalive:
-			continue
-		case frameMessage:
-		default:
-			log.Warn("closing inbound connection: unexpected frame", "frame", typ.String())
-			return
-		}
-		m, err := decodeMessage(body)
-		if err != nil {
-			log.Warn("closing inbound connection: malformed message", "error", err)
-			return
-		}
-		if m.From != from {
-			log.Warn("dropping message: from does not match the authenticated peer",
-				"from", string(m.From), "type", m.Type.String())
-			continue
-		}
-		if m.To != t.opts.LocalID {
-			log.Warn("dropping message addressed to another node", "to", string(m.To), "type", m.Type.String())
-			continue
-		}
-		if h := t.currentHandler(); h != nil {
-			h.HandleMessage(m)
-		}
-	}
 }
 
 // Send queues msgs for to and returns at once. Messages that do not fit in

@@ -17,15 +17,62 @@ func (c *cluster) send(from, to *node, msgs ...raft.Message) {
 	}
 }
 
-// timedSend calls tr.Send and returns an error if it took longer than
-// sendBlockLimit. It is safe to call from any goroutine.
+// timedSend calls tr.Send and returns an error if it has not returned
+// within sendBlockLimit (the call is then left running). It is safe to
+// call from any goroutine.
 func timedSend(tr raft.Transport, to raft.Peer, msgs []raft.Message) error {
-	start := time.Now()
-	tr.Send(to, msgs)
-	if d := time.Since(start); d > sendBlockLimit {
-		return fmt.Errorf("Send of %d messages to %s blocked for %v", len(msgs), to.ID, d)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.Send(to, msgs)
+	}()
+	timer := time.NewTimer(sendBlockLimit)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("a Send of %d messages to %s blocked for more than %v: Send must never wait for the network, a peer or a snapshot",
+			len(msgs), to.ID, sendBlockLimit)
 	}
-	return nil
+}
+
+// checkNoReports fails the test if any endpoint's handler was told that a
+// peer is unreachable: on a healthy link with room in its queues nothing is
+// lost, and a report would needlessly send a replicating follower back to
+// probing.
+func (c *cluster) checkNoReports(what string) {
+	c.t.Helper()
+	for _, nd := range c.nodes {
+		if rep := nd.rec.reports(); len(rep) > 0 {
+			c.t.Fatalf("%s: %s's handler got ReportUnreachable %v on a healthy link (report only when messages are being lost)",
+				what, nd.id, rep)
+		}
+	}
+}
+
+// exchange sends n messages of mixed types from a to b, tagged with the
+// indexes first.., waiting for every tenth to arrive, and fails the test
+// unless all of them arrive, in order. It returns the next free index.
+func (c *cluster) exchange(what string, a, b *node, first uint64, n int) uint64 {
+	c.t.Helper()
+	last := first + uint64(n) - 1
+	for i := first; i <= last; i++ {
+		c.send(a, b, mixed(a.id, b.id, i))
+		if (i-first)%10 == 9 || i == last {
+			waitFor(c.t, fmt.Sprintf("%s: message %d from %s at %s", what, i, a.id, b.id), func() bool {
+				return b.rec.has(a.id, func(m raft.Message) bool { return m.Index == i })
+			})
+		}
+	}
+	var got []raft.Message
+	for _, m := range b.rec.from(a.id) {
+		if m.Index >= first && m.Index <= last {
+			got = append(got, m)
+		}
+	}
+	c.checkIndexes(what, got, first, last)
+	return last + 1
 }
 
 // checkIndexes fails unless msgs carry exactly the indexes first..last in
@@ -44,7 +91,7 @@ func (c *cluster) checkIndexes(what string, msgs []raft.Message, first, last uin
 
 // testFieldRoundTrip: every field of every message type arrives unchanged,
 // in both directions, whether sent in one batch or one by one; empty Sends
-// are harmless.
+// are harmless; and nobody is reported unreachable.
 func testFieldRoundTrip(c *cluster) {
 	t := c.t
 	a, b := c.nodes[0], c.nodes[1]
@@ -78,42 +125,42 @@ func testFieldRoundTrip(c *cluster) {
 			t.Errorf("message %d (%s) sent alone: %s", i, want[i].Type, d)
 		}
 	}
+	c.checkNoReports("field round trip")
 }
 
-// testPerPeerOrdering: messages sent at a modest rate all arrive, in order;
-// a burst may lose messages but what arrives is in send order, without
-// duplicates.
+// testPerPeerOrdering: messages of mixed types sent at a modest rate all
+// arrive, in order, without anyone being reported unreachable; a burst may
+// lose messages, but only if the sender's handler is told the peer is
+// unreachable, and what arrives is in send order, without duplicates.
 func testPerPeerOrdering(c *cluster) {
 	t := c.t
 	a, b := c.nodes[0], c.nodes[1]
 	const paced = 400
 	for i := uint64(1); i <= paced; i++ {
-		c.send(a, b, heartbeat(a.id, b.id, i))
+		c.send(a, b, mixed(a.id, b.id, i))
 		if i%50 == 0 {
 			waitFor(t, fmt.Sprintf("%d paced messages", i), func() bool { return b.rec.count(a.id) >= int(i) })
 		}
 	}
 	c.checkIndexes("paced messages", b.rec.from(a.id), 1, paced)
+	c.checkNoReports("paced messages")
 
 	const burst, batch = 3000, 30
 	next := uint64(paced + 1)
 	for sent := 0; sent < burst; sent += batch {
 		msgs := make([]raft.Message, batch)
 		for i := range msgs {
-			msgs[i] = heartbeat(a.id, b.id, next)
+			msgs[i] = mixed(a.id, b.id, next)
 			next++
 		}
 		c.send(a, b, msgs...)
 	}
 	fence := c.fence(a, b, next)
 	got := b.rec.from(a.id)[paced:]
-	last := uint64(paced)
+	reported := a.rec.unreachableCount(b.id) > 0
+	c.checkArrivals("burst messages", got, reported)
 	inBurst := 0
-	for i, m := range got {
-		if m.Index <= last {
-			t.Fatalf("burst message %d has index %d after index %d: reordered or duplicated", i, m.Index, last)
-		}
-		last = m.Index
+	for _, m := range got {
 		if m.Index < fence {
 			inBurst++
 		}
@@ -121,7 +168,31 @@ func testPerPeerOrdering(c *cluster) {
 	if inBurst == 0 {
 		t.Fatalf("none of %d burst messages arrived", burst)
 	}
-	t.Logf("%d of %d burst messages arrived", inBurst, burst)
+	if inBurst < burst && !reported {
+		t.Fatalf("%d of %d burst messages were lost without ReportUnreachable(%s): a transport may drop only when it reports the loss",
+			burst-inBurst, burst, b.id)
+	}
+	t.Logf("%d of %d burst messages arrived (loss reported: %v)", inBurst, burst, reported)
+}
+
+// checkArrivals fails the test if msgs (what one receiver got from one
+// sender, in arrival order) hold an index twice, or, unless a loss was
+// reported meanwhile (which may start a new connection, whose messages may
+// overtake those still in flight on the old one), out of order.
+func (c *cluster) checkArrivals(what string, msgs []raft.Message, lossReported bool) {
+	c.t.Helper()
+	seen := make(map[uint64]bool, len(msgs))
+	last := uint64(0)
+	for i, m := range msgs {
+		if seen[m.Index] {
+			c.t.Fatalf("%s: message %d (index %d) arrived twice: a transport delivers each message at most once", what, i, m.Index)
+		}
+		seen[m.Index] = true
+		if !lossReported && m.Index < last {
+			c.t.Fatalf("%s: message %d has index %d after index %d, with no loss reported: reordered", what, i, m.Index, last)
+		}
+		last = max(last, m.Index)
+	}
 }
 
 // fence sends messages from a to b with indexes from first upwards until one
@@ -143,8 +214,8 @@ func (c *cluster) fence(a, b *node, first uint64) uint64 {
 	}
 }
 
-// testLargeMessage: a MsgApp carrying 4 MiB of entries arrives intact, and
-// the link keeps working after it.
+// testLargeMessage: a MsgApp carrying 4 MiB of entries arrives intact, the
+// link keeps working after it, and nobody is reported unreachable.
 func testLargeMessage(c *cluster) {
 	t := c.t
 	a, b := c.nodes[0], c.nodes[1]
@@ -168,10 +239,12 @@ func testLargeMessage(c *cluster) {
 	if got := b.rec.from(a.id)[1]; got.Index != 11 {
 		t.Fatalf("second message has index %d, want 11", got.Index)
 	}
+	c.checkNoReports("a large message")
 }
 
 // testManyPeers: five endpoints send to each other all at once; every
-// message arrives, in order per sender, with the right From and To.
+// message arrives, in order per sender, with the right From and To, and
+// nobody is reported unreachable.
 func testManyPeers(c *cluster) {
 	t := c.t
 	const rounds = 20
@@ -185,7 +258,7 @@ func testManyPeers(c *cluster) {
 					if to == from {
 						continue
 					}
-					if err := timedSend(from.tr, to.peer(), []raft.Message{heartbeat(from.id, to.id, r)}); err != nil {
+					if err := timedSend(from.tr, to.peer(), []raft.Message{mixed(from.id, to.id, r)}); err != nil {
 						t.Error(err)
 						return
 					}
@@ -204,11 +277,12 @@ func testManyPeers(c *cluster) {
 			c.checkIndexes(fmt.Sprintf("%s->%s", from.id, to.id), to.rec.from(from.id), 1, rounds)
 		}
 	}
+	c.checkNoReports("five peers sending at once")
 }
 
 // testConcurrentSenders: eight goroutines share one transport to send to two
 // peers while those peers send back; each goroutine's messages all arrive in
-// the order it sent them.
+// the order it sent them, and nobody is reported unreachable.
 func testConcurrentSenders(c *cluster) {
 	t := c.t
 	a, dests := c.nodes[0], c.nodes[1:]
@@ -230,7 +304,7 @@ func testConcurrentSenders(c *cluster) {
 			defer wg.Done()
 			for k := uint64(1); k <= perSender; k++ {
 				for _, to := range dests {
-					m := heartbeat(a.id, to.id, k)
+					m := mixed(a.id, to.id, k)
 					m.Commit = g
 					if err := timedSend(a.tr, to.peer(), []raft.Message{m}); err != nil {
 						t.Error(err)
@@ -253,7 +327,7 @@ func testConcurrentSenders(c *cluster) {
 		go func() {
 			defer wg.Done()
 			for k := uint64(1); k <= perSender; k++ {
-				if err := timedSend(from.tr, a.peer(), []raft.Message{heartbeat(from.id, a.id, k)}); err != nil {
+				if err := timedSend(from.tr, a.peer(), []raft.Message{mixed(from.id, a.id, k)}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -274,6 +348,7 @@ func testConcurrentSenders(c *cluster) {
 		}
 		c.checkIndexes(fmt.Sprintf("%s -> %s", to.id, a.id), a.rec.from(to.id), 1, perSender)
 	}
+	c.checkNoReports("concurrent senders")
 }
 
 // testRegisterReplaces: after Register(nil) the old handler gets nothing
@@ -306,4 +381,88 @@ func testRegisterReplaces(c *cluster) {
 		}
 		last = m.Index
 	}
+}
+
+// testNoSharedMemory: messages to two peers whose entries share one slice
+// and one Data array, as a leader's would (it sends the same log entries to
+// every follower), reach each peer as a copy of its own: a handler that
+// overwrites everything it was given changes neither the other peer's copy
+// nor the sender's entries.
+func testNoSharedMemory(c *cluster) {
+	t := c.t
+	a, b, d := c.nodes[0], c.nodes[1], c.nodes[2]
+	data := []byte("0123456789abcdefghijklmnopqrstuv") // the sender's log
+	ents := []raft.Entry{
+		{Index: 5, Term: 2, Type: raft.EntryCommand, Data: data[:16]},
+		{Index: 6, Term: 2, Type: raft.EntryConfig, Data: data[16:]},
+	}
+	meta := &raft.SnapshotMeta{Index: 4, Term: 2, Configuration: sampleConfig(a.id, b.id), ConfigIndex: 3}
+	build := func(to raft.NodeID) []raft.Message {
+		return []raft.Message{
+			{Type: raft.MsgApp, From: a.id, To: to, Term: 2, Index: 4, LogTerm: 2, Commit: 4, Entries: ents},
+			{Type: raft.MsgHeartbeat, From: a.id, To: to, Term: 2, Index: 7, Snapshot: meta},
+		}
+	}
+	// want is built from private copies: what every receiver must get.
+	want := func(to raft.NodeID) []raft.Message {
+		ms := build(to)
+		ms[0].Entries = []raft.Entry{ents[0], ents[1]}
+		ms[0].Entries[0].Data = []byte(string(data[:16]))
+		ms[0].Entries[1].Data = []byte(string(data[16:]))
+		m := *meta
+		m.Configuration = sampleConfig(a.id, b.id)
+		ms[1].Snapshot = &m
+		return ms
+	}
+	wantB, wantD := want(b.id), want(d.id)
+	origData := string(data)
+
+	scribble := func(m raft.Message) {
+		for i := range m.Entries {
+			for j := range m.Entries[i].Data {
+				m.Entries[i].Data[j] = 0xee
+			}
+			m.Entries[i].Index, m.Entries[i].Term = 999, 999
+		}
+		if s := m.Snapshot; s != nil {
+			s.Index = 999
+			for i := range s.Configuration.Servers {
+				s.Configuration.Servers[i].ID = "scribbled"
+			}
+			for i := range s.Configuration.Old {
+				s.Configuration.Old[i].Addr = "scribbled"
+			}
+		}
+	}
+	b.rec.setOnMessage(func(m raft.Message) {
+		// Record an untouched copy first, then overwrite what was given.
+		b.rec.mu.Lock()
+		b.rec.pristine = append(b.rec.pristine, cloneMessage(m))
+		b.rec.mu.Unlock()
+		scribble(m)
+	})
+	c.send(a, b, build(b.id)...)
+	waitFor(t, "both messages at the first peer", func() bool { return b.rec.count(a.id) >= 2 })
+	b.rec.mu.Lock()
+	gotB := append([]raft.Message(nil), b.rec.pristine...)
+	b.rec.mu.Unlock()
+	for i := range wantB {
+		if dm := diffMessage(gotB[i], wantB[i]); dm != "" {
+			t.Fatalf("message %d at the first peer, as delivered: %s", i, dm)
+		}
+	}
+	if string(data) != origData || ents[0].Index != 5 || ents[1].Index != 6 || meta.Index != 4 ||
+		meta.Configuration.Servers[0].ID != a.id || meta.Configuration.Old[0].Addr != "addr-of-"+string(a.id) {
+		t.Fatalf("a receiving handler that modified its messages changed the sender's entries or snapshot meta: the transport shares memory between nodes")
+	}
+
+	c.send(a, d, build(d.id)...)
+	waitFor(t, "both messages at the second peer", func() bool { return d.rec.count(a.id) >= 2 })
+	gotD := d.rec.from(a.id)
+	for i := range wantD {
+		if dm := diffMessage(gotD[i], wantD[i]); dm != "" {
+			t.Fatalf("message %d at the second peer, after the first peer modified its copy: %s (the transport shares memory between nodes)", i, dm)
+		}
+	}
+	c.checkNoReports("messages sharing memory at the sender")
 }

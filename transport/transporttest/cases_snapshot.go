@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,11 @@ const (
 	// pipeline of buffers, well below streamSize.
 	maxReadAhead = 32 << 20
 )
+
+// verdictLimit bounds how long SendSnapshot may take to return once the
+// receiving handler has returned, whatever it has read. A variable only so
+// that the suite's own tests can shorten it.
+var verdictLimit = 5 * time.Second
 
 var errRefused = errors.New("transporttest: snapshot refused by handler")
 
@@ -67,7 +73,7 @@ func sha256Of(r io.Reader) []byte {
 // the receiver reads it in small pieces; the transport never reads far ahead
 // of the receiver (it does not buffer the snapshot whole); and while the
 // stream is paused mid-way, ordinary messages still reach both a third peer
-// and the snapshot's receiver.
+// and the snapshot's receiver, and a snapshot reaches the third peer.
 func testSnapshotStream(c *cluster) {
 	t := c.t
 	a, b, third := c.nodes[0], c.nodes[1], c.nodes[2]
@@ -133,6 +139,7 @@ func testSnapshotStream(c *cluster) {
 	waitFor(t, "a message to a third peer during the snapshot", func() bool { return third.rec.count(a.id) >= 1 })
 	c.send(a, b, heartbeat(a.id, b.id, 1))
 	waitFor(t, "a message to the snapshot's receiver during the snapshot", func() bool { return b.rec.count(a.id) >= 1 })
+	c.checkSnapshotAccepted("a snapshot to a third peer during the snapshot", a, third, 1<<20, 0)
 	release()
 
 	if err := c.result("SendSnapshot", errc); err != nil {
@@ -159,25 +166,109 @@ func testSnapshotStream(c *cluster) {
 	}
 }
 
+// earlyVerdict streams a snapshot whose data never ends from a to b, whose
+// handler is handle, and returns SendSnapshot's error. It fails the test
+// unless handle is called and returns (without reading everything: it
+// cannot), SendSnapshot returns within verdictLimit after it, and the
+// transport reads no more data once SendSnapshot has returned.
+func (c *cluster) earlyVerdict(what string, a, b *node, handle func(raft.Message, io.Reader) error) error {
+	t := c.t
+	t.Helper()
+	var returnedAt atomic.Int64 // UnixNano when handle returned
+	b.rec.setOnSnapshot(func(m raft.Message, r io.Reader) error {
+		defer returnedAt.CompareAndSwap(0, time.Now().UnixNano())
+		return handle(m, r)
+	})
+	defer b.rec.setOnSnapshot(nil)
+	var pos atomic.Int64
+	src := newGenerator(11, 1<<62)
+	src.onRead = func(p int64) { pos.Store(p) }
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+	defer cancel()
+	errc := sendSnapshotAsync(ctx, a, b, snapMessage(a.id, b.id, 0), src)
+	var err error
+	select {
+	case err = <-errc:
+	case <-after(waitTimeout + verdictLimit):
+		if returnedAt.Load() == 0 {
+			t.Fatalf("%s: the snapshot handler was not called, or did not return, within %v", what, waitTimeout)
+		}
+		t.Fatalf("%s: SendSnapshot did not return within %v of the handler returning (%d MiB read so far): once the handler returns, the transport must end the stream and report the verdict without sending the rest",
+			what, verdictLimit, pos.Load()>>20)
+	}
+	end := time.Now()
+	ra := returnedAt.Load()
+	switch {
+	case ra == 0:
+		t.Fatalf("%s: SendSnapshot returned %v before the receiving handler returned", what, err)
+	case end.Sub(time.Unix(0, ra)) > verdictLimit:
+		t.Fatalf("%s: SendSnapshot returned %v after the handler returned (limit %v): the transport kept streaming data the handler did not read",
+			what, end.Sub(time.Unix(0, ra)).Round(time.Millisecond), verdictLimit)
+	}
+	at := pos.Load()
+	time.Sleep(50 * time.Millisecond) // long enough for a stray read to show; not a wait for state
+	if now := pos.Load(); now != at {
+		t.Fatalf("%s: the transport read %d more bytes of the snapshot after SendSnapshot returned: it must not use r after returning",
+			what, now-at)
+	}
+	t.Logf("%s: SendSnapshot returned %v %v after the handler, having read %d KiB",
+		what, err, end.Sub(time.Unix(0, ra)).Round(time.Millisecond), at>>10)
+	return err
+}
+
+// checkSnapshotAccepted sends a snapshot of size bytes from a to b, whose
+// handler reads it all, takes delay to "store" it and accepts it; it fails
+// the test unless SendSnapshot returns nil only after the handler returned,
+// and the handler got the data intact.
+func (c *cluster) checkSnapshotAccepted(what string, a, b *node, size int64, delay time.Duration) {
+	t := c.t
+	t.Helper()
+	const seed = 12
+	want := sha256Of(newGenerator(seed, size))
+	var returned atomic.Bool
+	var sum atomic.Pointer[[]byte]
+	b.rec.setOnSnapshot(func(_ raft.Message, r io.Reader) error {
+		defer returned.Store(true)
+		h := sha256.New()
+		if _, err := io.Copy(h, r); err != nil {
+			return err
+		}
+		s := h.Sum(nil)
+		sum.Store(&s)
+		time.Sleep(delay) // a slow install: the verdict waits for it
+		return nil
+	})
+	defer b.rec.setOnSnapshot(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+	defer cancel()
+	err := c.result(what, sendSnapshotAsync(ctx, a, b, snapMessage(a.id, b.id, size), newGenerator(seed, size)))
+	if err != nil {
+		t.Fatalf("%s: SendSnapshot: %v", what, err)
+	}
+	if !returned.Load() {
+		t.Fatalf("%s: SendSnapshot returned nil before the receiving handler returned: the verdict is the handler's, not the end of the data", what)
+	}
+	if got := sum.Load(); got == nil || !bytes.Equal(*got, want) {
+		t.Fatalf("%s: the handler read other data than was sent", what)
+	}
+}
+
 // testSnapshotRefused: a handler that refuses, before or after reading the
-// data, makes SendSnapshot fail; a later snapshot to the same peer works.
+// data, makes SendSnapshot fail, promptly even though the data never ends;
+// afterwards messages flow both ways without loss and a snapshot to the
+// same peer is accepted.
 func testSnapshotRefused(c *cluster) {
 	t := c.t
 	a, b := c.nodes[0], c.nodes[1]
-	const size = 16 << 20
-	run := func(what string, handle func(raft.Message, io.Reader) error) error {
-		b.rec.setOnSnapshot(handle)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
-		defer cancel()
-		return c.result(what, sendSnapshotAsync(ctx, a, b, snapMessage(a.id, b.id, size), newGenerator(1, size)))
-	}
-	if err := run("refused unread snapshot", func(raft.Message, io.Reader) error { return errRefused }); err == nil {
+	err := c.earlyVerdict("refused unread", a, b, func(raft.Message, io.Reader) error { return errRefused })
+	if err == nil {
 		t.Fatal("SendSnapshot returned nil although the handler refused without reading")
-	} else {
-		t.Logf("refused unread: %v", err)
 	}
-	err := run("refused read snapshot", func(_ raft.Message, r io.Reader) error {
-		if _, err := io.Copy(io.Discard, r); err != nil {
+	if !strings.Contains(err.Error(), errRefused.Error()) {
+		t.Logf("note: the error does not carry the handler's reason %q; it helps operators if it does", errRefused)
+	}
+	err = c.earlyVerdict("refused after reading 1 MiB", a, b, func(_ raft.Message, r io.Reader) error {
+		if _, err := io.CopyN(io.Discard, r, 1<<20); err != nil {
 			return err
 		}
 		return errRefused
@@ -185,9 +276,56 @@ func testSnapshotRefused(c *cluster) {
 	if err == nil {
 		t.Fatal("SendSnapshot returned nil although the handler refused after reading")
 	}
-	if err := run("accepted snapshot", nil); err != nil {
-		t.Fatalf("SendSnapshot after refusals: %v", err)
+	const size = 16 << 20
+	b.rec.setOnSnapshot(func(_ raft.Message, r io.Reader) error {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+		return errRefused
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+	defer cancel()
+	if err := c.result("refused read snapshot",
+		sendSnapshotAsync(ctx, a, b, snapMessage(a.id, b.id, size), newGenerator(1, size))); err == nil {
+		t.Fatal("SendSnapshot returned nil although the handler refused after reading everything")
 	}
+	b.rec.setOnSnapshot(nil)
+	c.exchange("messages after refused snapshots", a, b, 1, 20)
+	c.exchange("messages after refused snapshots", b, a, 1, 20)
+	c.checkSnapshotAccepted("a snapshot after refusals", a, b, 1<<20, 0)
+}
+
+// testSnapshotEarlyAccept: a handler that returns nil without reading the
+// data (as raft's does for a stale snapshot), or after reading part of it,
+// makes SendSnapshot return nil promptly, though the data never ends; the
+// transport keeps working for messages both ways and for later snapshots;
+// and a handler that takes a while to install a snapshot is waited for.
+func testSnapshotEarlyAccept(c *cluster) {
+	t := c.t
+	a, b := c.nodes[0], c.nodes[1]
+	next, back := uint64(1), uint64(1)
+	rounds := []struct {
+		what string
+		read int64
+	}{{"accepted unread", 0}, {"accepted after reading 100 KiB", 100 << 10}, {"accepted unread again", 0}}
+	for _, r := range rounds {
+		err := c.earlyVerdict(r.what, a, b, func(_ raft.Message, rd io.Reader) error {
+			if r.read > 0 {
+				if _, err := io.CopyN(io.Discard, rd, r.read); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: SendSnapshot returned %v although the handler returned nil", r.what, err)
+		}
+		next = c.exchange(r.what+": messages afterwards", a, b, next, 20)
+		back = c.exchange(r.what+": messages afterwards", b, a, back, 20)
+	}
+	c.checkSnapshotAccepted("a snapshot read to the end after early verdicts", a, b, 4<<20, 0)
+	c.checkSnapshotAccepted("a snapshot whose handler takes 300ms to install it", a, b, 1<<20, 300*time.Millisecond)
+	c.exchange("messages after the snapshots", a, b, next, 20)
 }
 
 // testSnapshotCancel: cancelling the context ends SendSnapshot with an error

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"reflect"
+	"strings"
 
 	"github.com/typedraft/typedraft/raft"
 )
@@ -21,6 +23,7 @@ func sampleConfig(a, b raft.NodeID) raft.Configuration {
 		Old: []raft.Server{
 			{ID: a, Addr: "addr-of-" + string(a), Suffrage: raft.Voter},
 			{ID: "old-2", Addr: "", Suffrage: raft.Voter},
+			{ID: "old-learner", Addr: "127.0.0.1:2", Suffrage: raft.Learner},
 		},
 	}
 }
@@ -44,6 +47,9 @@ func sampleMessages(from, to raft.NodeID) []raft.Message {
 			Hint:     4000 + k,
 			HintTerm: 5000 + k,
 			Transfer: k%2 == 1,
+			Context:  1<<50 + k,
+			Lease:    k%2 == 0,
+			Leader:   raft.NodeID(fmt.Sprintf("leader-%d", k)),
 		}
 		if t == raft.MsgApp || t == raft.MsgSnap {
 			m.Entries = []raft.Entry{
@@ -67,35 +73,97 @@ func sampleMessages(from, to raft.NodeID) []raft.Message {
 	return msgs
 }
 
-// diffMessage describes how got differs from want, or returns "" if they are
-// equal. Nil and empty slices compare equal.
+// diffMessage describes how got differs from want, field by field, or
+// returns "" if they are equal. Nil and empty slices compare equal. Every
+// field of raft.Message is compared, including fields added after this
+// suite was written.
 func diffMessage(got, want raft.Message) string {
-	if got.Type != want.Type || got.From != want.From || got.To != want.To ||
-		got.Term != want.Term || got.LogTerm != want.LogTerm || got.Index != want.Index ||
-		got.Commit != want.Commit || got.Reject != want.Reject || got.Hint != want.Hint ||
-		got.HintTerm != want.HintTerm || got.Transfer != want.Transfer {
-		return fmt.Sprintf("header fields differ:\n got %s hint=%d hintTerm=%d transfer=%v\nwant %s hint=%d hintTerm=%d transfer=%v",
-			got, got.Hint, got.HintTerm, got.Transfer, want, want.Hint, want.HintTerm, want.Transfer)
+	g, w := normalize(got), normalize(want)
+	if reflect.DeepEqual(g, w) {
+		return ""
 	}
-	if len(got.Entries) != len(want.Entries) {
-		return fmt.Sprintf("%d entries, want %d", len(got.Entries), len(want.Entries))
+	gv, wv := reflect.ValueOf(g), reflect.ValueOf(w)
+	var diffs []string
+	for i := 0; i < gv.NumField(); i++ {
+		name := gv.Type().Field(i).Name
+		gf, wf := gv.Field(i).Interface(), wv.Field(i).Interface()
+		if reflect.DeepEqual(gf, wf) {
+			continue
+		}
+		switch name {
+		case "Entries":
+			diffs = append(diffs, diffEntries(g.Entries, w.Entries))
+		case "Snapshot":
+			if g.Snapshot == nil || w.Snapshot == nil {
+				diffs = append(diffs, fmt.Sprintf("snapshot meta present=%v, want %v", g.Snapshot != nil, w.Snapshot != nil))
+			} else {
+				diffs = append(diffs, diffMeta(*g.Snapshot, *w.Snapshot))
+			}
+		default:
+			diffs = append(diffs, fmt.Sprintf("%s = %v, want %v", name, gf, wf))
+		}
 	}
-	for i := range want.Entries {
-		g, w := got.Entries[i], want.Entries[i]
+	return fmt.Sprintf("%s (got %s, want %s)", strings.Join(diffs, "; "), got, want)
+}
+
+// normalize returns a deep copy of m with empty slices made nil, so that
+// transports need not tell nil from empty.
+func normalize(m raft.Message) raft.Message {
+	if len(m.Entries) == 0 {
+		m.Entries = nil
+	} else {
+		es := make([]raft.Entry, len(m.Entries))
+		for i, e := range m.Entries {
+			if len(e.Data) == 0 {
+				e.Data = nil
+			}
+			es[i] = e
+		}
+		m.Entries = es
+	}
+	if m.Snapshot != nil {
+		s := *m.Snapshot
+		if len(s.Configuration.Servers) == 0 {
+			s.Configuration.Servers = nil
+		}
+		if len(s.Configuration.Old) == 0 {
+			s.Configuration.Old = nil
+		}
+		m.Snapshot = &s
+	}
+	return m
+}
+
+// cloneMessage returns a deep copy of m.
+func cloneMessage(m raft.Message) raft.Message {
+	if m.Entries != nil {
+		es := make([]raft.Entry, len(m.Entries))
+		for i, e := range m.Entries {
+			e.Data = bytes.Clone(e.Data)
+			es[i] = e
+		}
+		m.Entries = es
+	}
+	if m.Snapshot != nil {
+		s := *m.Snapshot
+		s.Configuration = s.Configuration.Clone()
+		m.Snapshot = &s
+	}
+	return m
+}
+
+func diffEntries(got, want []raft.Entry) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
 		if g.Index != w.Index || g.Term != w.Term || g.Type != w.Type || !bytes.Equal(g.Data, w.Data) {
 			return fmt.Sprintf("entry %d: got {i%d t%d %s %d bytes}, want {i%d t%d %s %d bytes}",
 				i, g.Index, g.Term, g.Type, len(g.Data), w.Index, w.Term, w.Type, len(w.Data))
 		}
 	}
-	if (got.Snapshot == nil) != (want.Snapshot == nil) {
-		return fmt.Sprintf("snapshot meta present=%v, want %v", got.Snapshot != nil, want.Snapshot != nil)
-	}
-	if want.Snapshot != nil {
-		if d := diffMeta(*got.Snapshot, *want.Snapshot); d != "" {
-			return d
-		}
-	}
-	return ""
+	return "entries differ"
 }
 
 func diffMeta(got, want raft.SnapshotMeta) string {
@@ -106,7 +174,7 @@ func diffMeta(got, want raft.SnapshotMeta) string {
 		!equalServers(got.Configuration.Old, want.Configuration.Old) {
 		return fmt.Sprintf("snapshot configuration: got %+v, want %+v", got.Configuration, want.Configuration)
 	}
-	return ""
+	return fmt.Sprintf("snapshot meta: got %+v, want %+v", got, want)
 }
 
 func equalServers(a, b []raft.Server) bool {
@@ -119,6 +187,24 @@ func equalServers(a, b []raft.Server) bool {
 		}
 	}
 	return true
+}
+
+// mixed returns a small message from -> to tagged with index, whose type
+// depends on index: it cycles through every type Send carries (MsgSnap
+// travels through SendSnapshot), and MsgApp carries an entry. A transport
+// must keep one order across types.
+func mixed(from, to raft.NodeID, index uint64) raft.Message {
+	var types []raft.MessageType
+	for t := raft.MsgVote; t.Valid(); t++ {
+		if t != raft.MsgSnap {
+			types = append(types, t)
+		}
+	}
+	m := raft.Message{Type: types[index%uint64(len(types))], From: from, To: to, Term: 1, Index: index}
+	if m.Type == raft.MsgApp {
+		m.Entries = []raft.Entry{{Index: index, Term: 1, Type: raft.EntryCommand, Data: []byte("entry")}}
+	}
+	return m
 }
 
 // heartbeat returns a small message from -> to tagged with index.

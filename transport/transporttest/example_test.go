@@ -22,6 +22,8 @@ import (
 // factory starts besides the endpoints is stopped with t.Cleanup. Here the
 // transports are transport/inmem's; transport/tcp's own test listens on
 // 127.0.0.1:0 instead and reopens the same port on Restart.
+// Example_rpcTransport is a complete transport written from scratch, with
+// its conformance test.
 func Example() {
 	testConformance := func(t *testing.T) {
 		transporttest.Run(t, func(t *testing.T, ids []raft.NodeID) []transporttest.Endpoint {

@@ -59,6 +59,7 @@ type recorder struct {
 	msgs        []raft.Message
 	unreachable map[raft.NodeID]int
 	snaps       int
+	pristine    []raft.Message       // copies a case's hook keeps of what arrived
 	onMessage   func(m raft.Message) // called before recording; may block
 	onSnapshot  func(m raft.Message, r io.Reader) error
 	violations  []string
@@ -172,8 +173,13 @@ func (r *recorder) unreachableCount(id raft.NodeID) int {
 	return r.unreachable[id]
 }
 
-func (r *recorder) total() int {
+// reports returns a copy of the unreachable reports received, by peer.
+func (r *recorder) reports() map[raft.NodeID]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.msgs)
+	out := make(map[raft.NodeID]int, len(r.unreachable))
+	for id, n := range r.unreachable {
+		out[id] = n
+	}
+	return out
 }

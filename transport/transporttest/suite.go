@@ -1,26 +1,3 @@
-// Package transporttest is a conformance suite for raft.Transport
-// implementations. A transport's own tests call Run with a Factory that
-// creates connected endpoints:
-//
-//	func TestConformance(t *testing.T) {
-//		transporttest.Run(t, func(t *testing.T, ids []raft.NodeID) []transporttest.Endpoint {
-//			// create one transport per id, all able to reach each other
-//		})
-//	}
-//
-// The suite checks the guarantees documented on raft.Transport: per-peer
-// ordering, field-exact delivery with correct From/To, large messages,
-// many peers, concurrent senders, Send that never blocks (a stuck or absent
-// peer is reported unreachable), snapshot streaming without whole buffering
-// while ordinary messages keep flowing, snapshot refusal and cancellation,
-// handler replacement, peer restart, Close with traffic in flight, and no
-// goroutine leaks. It assumes nothing about the transport beyond the
-// interface: every wait polls with a deadline, and cases that send fast only
-// assert the order of what arrived.
-//
-// Run must not run in parallel with other tests of the same process, since it
-// checks for leaked goroutines. It takes a few seconds for an in-memory
-// transport; the snapshot cases move 64 MiB.
 package transporttest
 
 import (
@@ -73,11 +50,13 @@ var cases = []testCase{
 	{name: "LargeMessage", nodes: 2, run: testLargeMessage},
 	{name: "ManyPeers", nodes: 5, run: testManyPeers},
 	{name: "ConcurrentSenders", nodes: 3, run: testConcurrentSenders},
+	{name: "NoSharedMemory", nodes: 3, run: testNoSharedMemory},
 	{name: "RegisterReplacesHandler", nodes: 2, run: testRegisterReplaces},
 	{name: "UnreachablePeer", nodes: 2, run: testUnreachablePeer},
 	{name: "StuckReceiver", nodes: 3, run: testStuckReceiver},
 	{name: "SnapshotStream", nodes: 3, run: testSnapshotStream},
 	{name: "SnapshotRefused", nodes: 2, run: testSnapshotRefused},
+	{name: "SnapshotEarlyAccept", nodes: 2, run: testSnapshotEarlyAccept},
 	{name: "SnapshotCancel", nodes: 2, run: testSnapshotCancel},
 	{name: "SnapshotUnreachable", nodes: 2, run: testSnapshotUnreachable},
 	{name: "CloseInFlight", nodes: 2, run: testCloseInFlight},

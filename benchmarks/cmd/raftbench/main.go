@@ -1,19 +1,60 @@
 // Command raftbench measures typedraft clusters running in one process:
-// for every requested combination of store × transport × clients ×
-// payload it starts a fresh cluster of -nodes nodes, runs closed-loop
-// clients proposing payload-byte commands to the leader (each waits for its
-// command to be applied before sending the next), and reports throughput,
-// latency percentiles and peak RSS. With -compare-hashicorp it runs the
-// same workload on hashicorp/raft (the nested module benchmarks/hashicorp)
-// in the same invocation, interleaved per configuration, and adds its rows
-// and the throughput ratio to the table.
+// for every requested combination of store × transport × operation ×
+// clients × payload it starts a fresh cluster of -nodes nodes, runs
+// closed-loop clients against it (each waits for the outcome of its
+// request before sending the next), and reports throughput, latency
+// percentiles, peak RSS, the log writes (Saves and fsyncs, cluster-wide)
+// per request, and the leader's commit and save latencies from its
+// Raft.Metrics. With -compare-hashicorp and -compare-dragonboat it runs
+// the same write workload on hashicorp/raft (the nested module
+// benchmarks/hashicorp) and on dragonboat v4 (benchmarks/dragonboat) in
+// the same invocation, interleaved per configuration, and adds their rows
+// and typedraft's throughput ratio to each to the table.
 //
 //	go run ./benchmarks/cmd/raftbench -clients 1,16,64 -payload 128 \
-//	    -store memory,pebble -transport inmem,tcp -duration 5s -compare-hashicorp
+//	    -store memory,pebble -transport inmem,tcp -duration 5s -compare-hashicorp -compare-dragonboat
+//
+// Before the first configuration it measures the disk's floor in the
+// directory of the on-disk stores: -floor-samples 4 KiB appends, each
+// followed by fdatasync, and as many in-place overwrites, each followed by
+// fdatasync; it prints their p50 and p99, records them in every result,
+// and relates the durable 1-client p50 of every system to the append
+// floor.
+//
+// -ops chooses what a request does (default write): write proposes a
+// -payload-byte command and waits until the leader applied it;
+// write-follower proposes it on a follower (client k on follower k mod
+// the followers), which forwards it to the leader and answers with the
+// leader's result; write-session proposes it to the leader in a
+// raft.Session (one per client, opened before the run; a new sequence
+// number per request). For every write op other than write, and every
+// read other than read-log, the table is followed by its ratios to write
+// (or read-log) at the same configuration, per round and their median:
+//
+//	go run ./benchmarks/cmd/raftbench -ops write,write-follower,write-session \
+//	    -clients 1,16,64 -pairs pebble/tcp,memory/inmem -duration 3s -repeat 3
+//
+// read-log
+// proposes an empty read-only command (a read through the log); read-index
+// reads on the leader with raft.ReadLinearizable; read-follower does the
+// same on the followers (which ask the leader for the read index);
+// read-lease reads on the leader with raft.ReadLease. Reads carry no
+// payload and are recorded with payload 0:
+//
+//	go run ./benchmarks/cmd/raftbench -ops read-log,read-index,read-follower,read-lease \
+//	    -clients 1,16,64 -pairs pebble/tcp,memory/inmem -duration 3s -repeat 3
+//
+// -metrics on,off runs every typedraft configuration twice, with its
+// metrics on and with raft.Config.DisableMetrics, to measure what they
+// cost.
+//
+// -repeat N runs the whole matrix N times, one round after another (so
+// the configurations interleave), prints every run as it finishes and
+// tables the per-configuration medians.
 //
 // The table goes to stdout, or to stderr with -json, which prints one JSON
-// line per configuration on stdout instead. -svg writes a chart of
-// throughput and p99 against clients.
+// line per run on stdout instead. -svg writes a chart of throughput and
+// p99 against clients.
 package main
 
 import (
@@ -56,17 +97,26 @@ type config struct {
 	stores     []string
 	transports []string
 	pairs      [][2]string // store, transport
+	ops        []string
+	repeat     int
 	duration   time.Duration
 	warmup     time.Duration
-	compare    bool
-	hcDir      string
-	hcOnly     bool
-	jsonOut    bool
-	svgPath    string
-	mdPath     string
-	dir        string
-	cpuProfile string
-	from       string
+	// compare lists the peers to run; peerDirs their nested modules'
+	// directories (empty: found from the working directory); peersOnly
+	// skips typedraft.
+	compare   []peer
+	peerDirs  map[string]string
+	peersOnly bool
+	// metricsOff lists, for every typedraft configuration, the
+	// raft.Config.DisableMetrics settings to run.
+	metricsOff   []bool
+	floorSamples int
+	jsonOut      bool
+	svgPath      string
+	mdPath       string
+	dir          string
+	cpuProfile   string
+	from         string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -78,12 +128,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	payloads := fs.String("payload", "128", "comma-separated command sizes in bytes (>= 8)")
 	stores := fs.String("store", "memory,pebble", "comma-separated stores: memory, pebble")
 	transports := fs.String("transport", "inmem,tcp", "comma-separated transports: inmem, tcp")
+	ops := fs.String("ops", workload.OpWrite, "comma-separated operations: "+strings.Join(workload.Ops, ", "))
+	fs.IntVar(&c.repeat, "repeat", 1, "run every configuration this many times, round after round, and table the medians")
 	pairs := fs.String("pairs", "", "comma-separated store/transport pairs to run instead of every -store × -transport, e.g. pebble/tcp,memory/inmem")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "measured time per configuration")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured warm-up per configuration")
-	fs.BoolVar(&c.compare, "compare-hashicorp", false, "also run hashicorp/raft v1.8.0 (raft-boltdb/v2 for pebble, InmemStore for memory) on the same workload")
-	fs.StringVar(&c.hcDir, "hashicorp-dir", "", "directory of the nested module benchmarks/hashicorp (default: found from the working directory)")
-	fs.BoolVar(&c.hcOnly, "hashicorp-only", false, "run only hashicorp/raft (implies -compare-hashicorp)")
+	compare := map[string]*bool{}
+	only := map[string]*bool{}
+	dirs := map[string]*string{}
+	for _, p := range peers {
+		compare[p.name] = fs.Bool("compare-"+p.name, false, "also run "+p.about+" on the same write workload")
+		dirs[p.name] = fs.String(p.name+"-dir", "", "directory of the nested module benchmarks/"+p.module+" (default: found from the working directory)")
+		only[p.name] = fs.Bool(p.name+"-only", false, "run only "+p.name+" (implies -compare-"+p.name+"; with another -*-only, only those)")
+	}
+	metrics := fs.String("metrics", "on", "comma-separated typedraft metrics settings to run: on, off (raft.Config.DisableMetrics)")
+	fs.IntVar(&c.floorSamples, "floor-samples", 2000, "timed 4 KiB writes of each kind for the disk floor (0: do not measure it)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print JSON lines on stdout (the table goes to stderr)")
 	fs.StringVar(&c.svgPath, "svg", "", "write an SVG chart of throughput and p99 vs clients to this file")
 	fs.StringVar(&c.mdPath, "markdown", "", "write the table as Markdown to this file")
@@ -101,6 +160,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	if c.payloads, err = intList("payload", *payloads, workload.MinPayload, workload.MaxPayload); err != nil {
+		return c, err
+	}
+	if c.ops, err = nameList("ops", *ops, workload.Ops); err != nil {
 		return c, err
 	}
 	if c.stores, err = nameList("store", *stores, cluster.Stores); err != nil {
@@ -131,11 +193,50 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-duration %v must be positive", c.duration)
 	case c.warmup < 0:
 		return c, fmt.Errorf("-warmup %v must not be negative", c.warmup)
+	case c.repeat < 1 || c.repeat > maxRepeat:
+		return c, fmt.Errorf("-repeat %d outside [1, %d]", c.repeat, maxRepeat)
+	case slices.Contains(c.ops, workload.OpReadFollower) && c.nodes < 2:
+		return c, fmt.Errorf("-ops %s needs -nodes >= 2", workload.OpReadFollower)
+	case slices.Contains(c.ops, workload.OpWriteFollower) && c.nodes < 2:
+		return c, fmt.Errorf("-ops %s needs -nodes >= 2", workload.OpWriteFollower)
 	}
-	if c.hcOnly {
-		c.compare = true
+	c.peerDirs = map[string]string{}
+	for _, p := range peers {
+		if *only[p.name] {
+			c.peersOnly = true
+		}
+		if *compare[p.name] || *only[p.name] {
+			c.compare = append(c.compare, p)
+			c.peerDirs[p.name] = *dirs[p.name]
+			if !slices.Contains(c.ops, workload.OpWrite) {
+				return c, fmt.Errorf("-compare-%s compares writes only; add %s to -ops", p.name, workload.OpWrite)
+			}
+		}
+	}
+	ms, err := nameList("metrics", *metrics, []string{"on", "off"})
+	if err != nil {
+		return c, err
+	}
+	for _, m := range ms {
+		c.metricsOff = append(c.metricsOff, m == "off")
+	}
+	if c.floorSamples < 0 || c.floorSamples > maxFloorSamples {
+		return c, fmt.Errorf("-floor-samples %d outside [0, %d]", c.floorSamples, maxFloorSamples)
 	}
 	return c, nil
+}
+
+// maxRepeat bounds -repeat.
+const maxRepeat = 100
+
+// durable reports whether c runs an on-disk store.
+func (c config) durable() bool {
+	for _, p := range c.pairs {
+		if p[0] == "pebble" {
+			return true
+		}
+	}
+	return false
 }
 
 // intList parses a comma-separated list of integers in [lo, hi].
@@ -201,11 +302,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		tableOut = stderr
 	}
 
-	var hc *hashicorpRunner
-	if c.compare {
-		if hc, err = newHashicorpRunner(ctx, c.hcDir, dir, stderr); err != nil {
+	var runners []*peerRunner
+	for _, p := range c.compare {
+		r, err := newPeerRunner(ctx, p, c.peerDirs[p.name], dir, stderr)
+		if err != nil {
 			return err
 		}
+		runners = append(runners, r)
+	}
+	var floor *workload.DiskFloor
+	if c.floorSamples > 0 && c.durable() {
+		f, err := measureFloor(dir, c.floorSamples)
+		if err != nil {
+			return err
+		}
+		floor = &f
+		fmt.Fprintln(stderr, floorLine(f))
 	}
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
@@ -221,50 +333,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var results []workload.Result
 	emit := func(r workload.Result) error {
+		r.DiskFloor = floor
 		results = append(results, r)
-		fmt.Fprintf(stderr, "  %-9s %-6s/%-5s clients=%-4d payload=%-5d %10.0f ops/s  p50 %.3f ms  p99 %.3f ms\n",
-			r.System, r.Store, r.Transport, r.Clients, r.Payload, r.OpsPerSec, r.P50us/1000, r.P99us/1000)
+		fmt.Fprintln(stderr, progressLine(r))
 		if c.jsonOut {
 			return workload.WriteJSON(stdout, r)
 		}
 		return nil
 	}
-	for _, pair := range c.pairs {
-		st, tr := pair[0], pair[1]
-		if !c.hcOnly {
-			for _, p := range c.payloads {
-				for _, k := range c.clients {
-					r, err := runTypedraft(ctx, c, st, tr, k, p, dir)
-					if err != nil {
-						return err
-					}
-					if err := emit(r); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		if hc != nil {
-			rs, err := hc.run(ctx, c, st, tr, dir)
-			if err != nil {
-				return err
-			}
-			for _, r := range rs {
-				if err := emit(r); err != nil {
-					return err
-				}
-			}
-		}
+	if err := runRounds(ctx, c, dir, runners, stderr, emit); err != nil {
+		return err
 	}
 
 	fmt.Fprintln(tableOut)
 	return render(c, results, tableOut)
 }
 
-// render writes the table to tableOut and the -svg and -markdown files.
-func render(c config, results []workload.Result, tableOut io.Writer) error {
+// render writes the tables of the medians of raw (and the same-round
+// ratios of raw's operations to write and read-log) to tableOut and the
+// -svg and -markdown files.
+func render(c config, raw []workload.Result, tableOut io.Writer) error {
+	results := report.Medians(raw)
 	report.Sort(results)
+	if n, all := maxRuns(results); n > 1 && all {
+		fmt.Fprintf(tableOut, "medians of %d runs per configuration\n", n)
+	} else if n > 1 {
+		fmt.Fprintf(tableOut, "medians of up to %d runs where a configuration was repeated\n", n)
+	}
 	if err := report.WriteTable(tableOut, results); err != nil {
+		return err
+	}
+	if err := report.WriteFloor(tableOut, results); err != nil {
+		return err
+	}
+	if err := report.WriteRaftMetrics(tableOut, results); err != nil {
+		return err
+	}
+	if err := report.WriteOpRatios(tableOut, raw); err != nil {
 		return err
 	}
 	if c.svgPath != "" {
@@ -273,7 +378,13 @@ func render(c config, results []workload.Result, tableOut io.Writer) error {
 		}
 	}
 	if c.mdPath != "" {
-		if err := writeFile(c.mdPath, func(w io.Writer) error { return report.WriteMarkdown(w, results) }); err != nil {
+		md := func(w io.Writer) error {
+			if err := report.WriteMarkdown(w, results); err != nil {
+				return err
+			}
+			return report.WriteOpRatiosMarkdown(w, raw)
+		}
+		if err := writeFile(c.mdPath, md); err != nil {
 			return err
 		}
 	}
@@ -292,29 +403,17 @@ func writeFile(path string, write func(io.Writer) error) error {
 	return f.Close()
 }
 
-// runTypedraft measures one configuration on a fresh typedraft cluster.
-func runTypedraft(ctx context.Context, c config, store, transport string, clients, payload int, parent string) (workload.Result, error) {
-	reset := workload.ResetPeakRSS()
-	dir, err := os.MkdirTemp(parent, "typedraft-")
-	if err != nil {
-		return workload.Result{}, fmt.Errorf("temporary directory: %w", err)
+// maxRuns returns the largest Runs of rs (1 for raw results) and whether
+// every result folds that many runs.
+func maxRuns(rs []workload.Result) (n int, all bool) {
+	n = 1
+	for _, r := range rs {
+		n = max(n, r.Runs)
 	}
-	defer os.RemoveAll(dir)
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cl, err := cluster.Start(startCtx, cluster.Options{Nodes: c.nodes, Store: store, Transport: transport, Dir: dir})
-	if err != nil {
-		return workload.Result{}, fmt.Errorf("%s/%s: %w", store, transport, err)
+	for _, r := range rs {
+		if max(r.Runs, 1) != n {
+			return n, false
+		}
 	}
-	spec := workload.Spec{Clients: clients, Payload: payload, Duration: c.duration, Warmup: c.warmup}
-	m, runErr := workload.Run(ctx, spec, cl.Op())
-	rss, _ := workload.PeakRSS(reset)
-	closeErr := cl.Close()
-	if runErr != nil {
-		return workload.Result{}, runErr
-	}
-	if closeErr != nil {
-		return workload.Result{}, closeErr
-	}
-	return workload.NewResult("typedraft", store, transport, store == "pebble", c.nodes, spec, m, rss), nil
+	return n, true
 }

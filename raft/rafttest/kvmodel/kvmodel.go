@@ -118,6 +118,35 @@ func (s *Store) Apply(_ uint64, cmd Command) (Response, *Error) {
 	return r, e
 }
 
+// Validate rejects a CAS whose expectation fails on the leader, before it
+// enters the log, with the same error Apply would return
+// (raft.Validator); every other command is accepted. raft answers such a
+// rejection only once it is linearizable. (The pure simulator does not
+// call Validate; RunCluster's real nodes do.)
+func (s *Store) Validate(cmd Command) *Error {
+	if cmd.Op != CAS {
+		return nil
+	}
+	_, e := s.Read(cmd)
+	return e
+}
+
+// Read answers a Get from the current state without changing it; other
+// commands are answered as Apply would, without applying them. It is the
+// read function of Workload (and of raft.Query in the kv examples).
+func (s *Store) Read(cmd Command) (Response, *Error) {
+	st := KeyState{}
+	st.Value, st.Found = s.m[cmd.Key]
+	_, r, e := step(st, cmd)
+	return r, e
+}
+
+// reader is a state machine that answers reads (Store, and wrappers that
+// embed it).
+type reader interface {
+	Read(cmd Command) (Response, *Error)
+}
+
 // Get returns a key's value, for inspection after a run.
 func (s *Store) Get(key string) (string, bool) {
 	v, ok := s.m[key]
@@ -125,11 +154,13 @@ func (s *Store) Get(key string) (string, bool) {
 }
 
 // Snapshot returns a copy of the map (raft.Snapshotter).
-func (s *Store) Snapshot() (raft.StateSnapshot, error) { return storeSnapshot(maps.Clone(s.m)), nil }
+func (s *Store) Snapshot(raft.SnapshotMeta) (raft.StateSnapshot, error) {
+	return storeSnapshot(maps.Clone(s.m)), nil
+}
 
 // Restore replaces the map with one written by a snapshot
 // (raft.Snapshotter). It returns an error for malformed data.
-func (s *Store) Restore(r io.Reader) error {
+func (s *Store) Restore(_ raft.SnapshotMeta, r io.Reader) error {
 	m := map[string]string{}
 	if err := json.NewDecoder(r).Decode(&m); err != nil {
 		return fmt.Errorf("kvmodel: restore snapshot: %w", err)
@@ -153,6 +184,7 @@ func (v storeSnapshot) Release() {}
 var (
 	_ raft.StateMachine[Command, Response, *Error] = (*Store)(nil)
 	_ raft.Snapshotter                             = (*Store)(nil)
+	_ raft.Validator[Command, *Error]              = (*Store)(nil)
 )
 
 // KeyState is the specification's state of one key.
@@ -166,9 +198,9 @@ type KeyState struct {
 func step(s KeyState, c Command) (KeyState, Response, *Error) {
 	switch c.Op {
 	case Get:
-		return s, Response{Value: s.Value, Found: s.Found}, nil
+		return s, Response(s), nil
 	case Put:
-		return KeyState{Value: c.Value, Found: true}, Response{Value: s.Value, Found: s.Found}, nil
+		return KeyState{Value: c.Value, Found: true}, Response(s), nil
 	case Append:
 		n := KeyState{Value: s.Value + c.Value, Found: true}
 		return n, Response{Value: n.Value, Found: true}, nil
@@ -216,7 +248,8 @@ func Spec() rafttest.Spec[KeyState, Command, Response, *Error] {
 }
 
 // Workload returns the simulator workload over keys keys (at least 1):
-// 30% gets, 20% puts, 30% appends and 20% CAS. Half the puts and most CAS
+// 30% gets (most of them sent as reads without the log: ReadIndex, lease
+// and follower reads), 20% puts, 30% appends and 20% CAS. Half the puts and most CAS
 // write one of two shared values ("A", "B") so that CAS sometimes succeeds;
 // the other writes are unique tokens.
 func Workload(keys int) rafttest.Workload[Command, Response, *Error] {
@@ -226,7 +259,11 @@ func Workload(keys int) rafttest.Workload[Command, Response, *Error] {
 		NextCommand: func(rng *rand.Rand, client int) Command {
 			return NextCommand(rng, client, keys)
 		},
-		Model: Spec().Model(),
+		Model:  Spec().Model(),
+		IsRead: func(c Command) bool { return c.Op == Get },
+		Read: func(sm raft.StateMachine[Command, Response, *Error], c Command) (Response, *Error) {
+			return sm.(reader).Read(c)
+		},
 	}
 }
 

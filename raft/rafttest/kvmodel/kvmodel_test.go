@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/typedraft/typedraft/raft"
 	"github.com/typedraft/typedraft/raft/rafttest/kvmodel"
 )
 
@@ -58,7 +59,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	a := kvmodel.NewStore()
 	a.Apply(1, kvmodel.Command{Op: kvmodel.Put, Key: "k1", Value: "v1"})
 	a.Apply(2, kvmodel.Command{Op: kvmodel.Append, Key: "k2", Value: "x,"})
-	view, err := a.Snapshot()
+	view, err := a.Snapshot(raft.SnapshotMeta{Index: 1, Term: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	view.Release()
 	b := kvmodel.NewStore()
-	if err := b.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+	if err := b.Restore(raft.SnapshotMeta{Index: 1, Term: 1}, bytes.NewReader(buf.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := b.Get("k1"); v != "v1" {
@@ -78,7 +79,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if v, _ := b.Get("k2"); v != "x," {
 		t.Fatalf("restored k2 = %q", v)
 	}
-	if err := b.Restore(strings.NewReader("{not json")); err == nil {
+	if err := b.Restore(raft.SnapshotMeta{Index: 1, Term: 1}, strings.NewReader("{not json")); err == nil {
 		t.Fatal("malformed snapshot accepted")
 	}
 }
