@@ -131,7 +131,9 @@ type Config struct {
 	Seed uint64
 	// ShutdownOnRemove stops the node (Err: ErrRemoved) once a committed
 	// configuration no longer includes it (off by default: a removed node
-	// keeps running, inert, until it is shut down or added back).
+	// keeps running, inert, until it is shut down or added back). A node
+	// restarted on a store that already holds its removal does not stop
+	// at once (so that it can be added back); Status.Removed tells.
 	ShutdownOnRemove bool
 	// DisableMetrics stops the node from counting its metrics
 	// (Raft.Metrics then reports zeros); they cost a few atomic additions

@@ -95,6 +95,7 @@ func newCore(cfg CoreConfig, storage LogReader, hs HardState, snap SnapshotMeta,
 		return nil, err
 	}
 	c := &core{cfg: cfg, id: cfg.ID, rng: rng, log: l}
+	c.conf.self = cfg.ID
 	c.term, c.vote = hs.Term, hs.Vote
 	c.persisted = hs
 	c.snapIndex, c.snapTerm = snap.Index, snap.Term

@@ -21,6 +21,32 @@ type confTracker struct {
 	err          error
 	// in and out cache cfg's voter sets (recomputed on every change).
 	in, out []NodeID
+
+	// Removal of this node (self), judged on committed configurations
+	// only, each once, in log order (judged is the newest index judged):
+	// wasMember says the last one judged included self, and removedAt is
+	// the index of a committed configuration that left self out after one
+	// that included it (0 once self is added back). A node that joins
+	// through the log first sees configurations from before it was added:
+	// those leave it out but do not remove it.
+	self      NodeID
+	judged    uint64
+	wasMember bool
+	removedAt uint64
+	removedBy Configuration
+}
+
+// judge records a committed configuration for the removal of self.
+func (t *confTracker) judge(ca confAt) {
+	if ca.index <= t.judged || ca.index == 0 {
+		return
+	}
+	t.judged = ca.index
+	if _, member := ca.cfg.Server(t.self); member {
+		t.wasMember, t.removedAt, t.removedBy = true, 0, Configuration{}
+	} else if t.wasMember {
+		t.wasMember, t.removedAt, t.removedBy = false, ca.index, ca.cfg
+	}
 }
 
 // set makes cfg (created by the entry at index) the configuration in force.
@@ -34,9 +60,12 @@ type confAt struct {
 	cfg   Configuration
 }
 
+// reset makes cfg, the committed configuration of a snapshot, the one in
+// force and the only one in the history.
 func (t *confTracker) reset(cfg Configuration, index uint64) {
 	t.set(cfg.Clone(), index)
 	t.history = []confAt{{index, t.cfg}}
+	t.judge(t.history[0])
 }
 
 func (t *confTracker) push(index uint64, cfg Configuration) {
@@ -90,8 +119,15 @@ func (t *confTracker) truncate(from uint64) {
 	}
 }
 
-// committed drops history that can no longer be truncated away.
+// committed judges the configurations committed at ci and drops history
+// that can no longer be truncated away.
 func (t *confTracker) committed(ci uint64) {
+	for _, ca := range t.history {
+		if ca.index > ci {
+			break
+		}
+		t.judge(ca)
+	}
 	k := 0
 	for k+1 < len(t.history) && t.history[k+1].index <= ci {
 		k++

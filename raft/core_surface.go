@@ -26,6 +26,14 @@ type CoreStatus struct {
 	Transferee NodeID
 	// Removed: the node has a configuration and is not a member of it.
 	Removed bool
+	// RemovedAt is the index of the committed configuration RemovedBy
+	// that left this node out after a committed one that included it (0
+	// while it is a member, before it is first added, and once it is
+	// added back). Every committed configuration is judged, however the
+	// commit index advanced (one append covering several changes, a
+	// snapshot). RemovedBy is shared like Configuration.
+	RemovedAt uint64
+	RemovedBy Configuration
 	// OwnTermCommitted: the commit index holds an entry of the current
 	// term (a new leader's first commit has happened).
 	OwnTermCommitted bool
@@ -45,8 +53,9 @@ func (n *Core) Status() CoreStatus {
 		State: c.state, Term: c.term, Vote: c.vote, Leader: c.lead,
 		Commit: c.log.committed, Applied: c.log.applied, LastIndex: c.log.lastIndex(),
 		Configuration: c.conf.cfg, ConfigIndex: c.conf.index,
-		Transferee:       c.leadTransferee,
-		Removed:          c.configured() && !c.conf.isMember(c.id),
+		Transferee: c.leadTransferee,
+		Removed:    c.configured() && !c.conf.isMember(c.id),
+		RemovedAt:  c.conf.removedAt, RemovedBy: c.conf.removedBy,
 		OwnTermCommitted: c.ownTermCommitted(),
 		Strangers:        c.strangers.dropped, LastStranger: c.strangers.last,
 		Campaigns: c.campaigns,

@@ -53,9 +53,10 @@ type driver struct {
 	peerHealth          map[NodeID]peerHealth
 	configCommitted     uint64
 	lastCommittedConfig Configuration
-	wasMember           bool
-	metrics             *metrics
-	campaigns           uint64
+	// removedAt is the core's RemovedAt last reported (driver_events.go).
+	removedAt uint64
+	metrics   *metrics
+	campaigns uint64
 	// storeFailed is closed when the store reports a fatal failure found
 	// outside any call (FailureNotifier); nil if it cannot.
 	storeFailed <-chan struct{}

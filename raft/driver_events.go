@@ -85,16 +85,27 @@ func (d *driver) statusEvents(old, s *Status) {
 				"change", describeChange(d.lastCommittedConfig, s.Configuration))
 		}
 		d.lastCommittedConfig = s.Configuration.Clone()
-		if _, member := s.Configuration.Server(d.cfg.ID); member {
-			d.wasMember = true
-		} else if d.wasMember && len(s.Configuration.Servers) > 0 {
-			ev.Kind = EventRemoved
-			d.events.emit(ev)
-			d.log.Warn("removed from the configuration", "index", s.ConfigIndex, "configuration", s.Configuration.String())
-			if d.cfg.ShutdownOnRemove {
-				d.stop(ErrRemoved)
-			}
-		}
+	}
+}
+
+// removalEvents reports this node's removal (from publishStatus, on the
+// driver goroutine). The core judges every committed configuration, so a
+// removal is seen even when the commit index jumped past several changes
+// between two statuses. A removal the store already held when the node
+// started is not reported again (a node restarted after its removal, for
+// instance to be added back, does not stop itself at once).
+func (d *driver) removalEvents(started bool, c CoreStatus) {
+	if c.RemovedAt == d.removedAt {
+		return
+	}
+	d.removedAt = c.RemovedAt
+	if c.RemovedAt == 0 || !started {
+		return
+	}
+	d.emit(Event{Kind: EventRemoved, Config: c.RemovedBy.Clone(), ConfigIndex: c.RemovedAt})
+	d.log.Warn("removed from the configuration", "index", c.RemovedAt, "configuration", c.RemovedBy.String())
+	if d.cfg.ShutdownOnRemove {
+		d.stop(ErrRemoved)
 	}
 }
 

@@ -40,7 +40,8 @@ func (d *driver) publishStatus() {
 	}
 	if old != nil && old.State == s.State && old.Term == s.Term && old.Leader == s.Leader &&
 		old.Commit == s.Commit && old.LastIndex == s.LastIndex && old.ConfigIndex == s.ConfigIndex &&
-		old.Transferee == s.Transferee && old.Applied == s.Applied && old.Removed == c.Removed {
+		old.Transferee == s.Transferee && old.Applied == s.Applied && old.Removed == c.Removed &&
+		d.removedAt == c.RemovedAt {
 		return
 	}
 	s.Removed = c.Removed
@@ -50,6 +51,7 @@ func (d *driver) publishStatus() {
 	*ps = s
 	d.status.Store(ps)
 	d.statusEvents(old, ps)
+	d.removalEvents(old != nil, c)
 	d.notifyWatchers()
 }
 

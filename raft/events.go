@@ -25,9 +25,11 @@ const (
 	// EventConfigCommitted: the configuration in force was committed
 	// (Config, ConfigIndex).
 	EventConfigCommitted
-	// EventRemoved: a committed configuration no longer includes this node
-	// (Config, ConfigIndex). With Config.ShutdownOnRemove the node then
-	// stops with ErrRemoved.
+	// EventRemoved: a committed configuration (Config, ConfigIndex) no
+	// longer includes this node, after one that did; reported once per
+	// removal, even when the commit index moved past several changes at
+	// once. With Config.ShutdownOnRemove the node then stops with
+	// ErrRemoved.
 	EventRemoved
 	// EventSnapshotTaken: a local snapshot was stored (Snapshot).
 	EventSnapshotTaken

@@ -217,7 +217,9 @@ func TestShutdownOnRemove(t *testing.T) {
 	select {
 	case <-c.nodes[victim].Done():
 	case <-time.After(10 * time.Second):
-		t.Fatal("removed node kept running with ShutdownOnRemove")
+		st := c.nodes[victim].Status()
+		t.Fatalf("removed node kept running with ShutdownOnRemove: %s commit %d config %v at %d removed %v; leader %+v",
+			victim, st.Commit, st.Configuration, st.ConfigIndex, st.Removed, c.nodes[lead].Status())
 	}
 	if err := c.nodes[victim].Err(); !errors.Is(err, raft.ErrRemoved) {
 		t.Fatalf("removed node stopped with %v, want ErrRemoved", err)
