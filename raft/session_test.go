@@ -233,7 +233,26 @@ func TestConcurrentSessions(t *testing.T) {
 			via := c.ids[cl%len(c.ids)]
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			s, err := c.nodes[via].OpenSession(ctx)
+			// A spurious election on a loaded machine answers
+			// NotLeaderError or ErrIndeterminate: a client retries both
+			// (with the same seq), and must still get its own result.
+			// retryable backs off a tick before saying so, as a client
+			// would, so that a node with no leader is not spun on.
+			retryable := func(err error) bool {
+				if !isNotLeader(err) && !errors.Is(err, raft.ErrIndeterminate) {
+					return false
+				}
+				select {
+				case <-time.After(5 * time.Millisecond):
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}
+			var s *raft.Session
+			var err error
+			for s, err = c.nodes[via].OpenSession(ctx); retryable(err); s, err = c.nodes[via].OpenSession(ctx) {
+			}
 			if err != nil {
 				errs <- err
 				return
@@ -244,6 +263,9 @@ func TestConcurrentSessions(t *testing.T) {
 				for try := 0; try < 1+i%3; try++ {
 					node := c.nodes[c.ids[(cl+i+try)%len(c.ids)]]
 					res, err := node.Propose(ctx, cmd, seq).Wait(ctx)
+					for retryable(err) {
+						res, err = node.Propose(ctx, cmd, seq).Wait(ctx)
+					}
 					if err != nil || res.Value != cmd.Val {
 						errs <- fmt.Errorf("client %d op %d try %d: %+v %v", cl, i, try, res, err)
 						return
