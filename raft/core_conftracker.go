@@ -122,15 +122,13 @@ func (t *confTracker) truncate(from uint64) {
 // committed judges the configurations committed at ci and drops history
 // that can no longer be truncated away.
 func (t *confTracker) committed(ci uint64) {
-	for _, ca := range t.history {
+	k := 0 // the newest committed configuration in the history
+	for i, ca := range t.history {
 		if ca.index > ci {
 			break
 		}
 		t.judge(ca)
-	}
-	k := 0
-	for k+1 < len(t.history) && t.history[k+1].index <= ci {
-		k++
+		k = i
 	}
 	if k > 0 {
 		t.history = append(t.history[:0], t.history[k:]...)

@@ -57,11 +57,13 @@ type progress struct {
 	// acknowledgement (a lost message leaves a pipelined follower waiting).
 	stalled int
 	// removed: no longer a member; replicated to until it holds the
-	// configuration that removed it and was sent a commit index covering
+	// configuration that removed it and reports a commit index covering
 	// it (departed), so that it learns it was removed.
 	removed bool
-	// sentCommit is the commit index last sent in an append.
-	sentCommit uint64
+	// sentCommit is the commit index last sent in an append; ackedCommit
+	// the highest commit index the peer reported in an answer.
+	sentCommit  uint64
+	ackedCommit uint64
 	// ackSeq is the number of the latest heartbeat broadcast of this term
 	// the peer acknowledged, and ackAt the tick at which it was sent
 	// (core_read.go).
@@ -72,10 +74,12 @@ type progress struct {
 }
 
 // departed reports whether a removed peer holds the configuration that
-// removed it (created at confIndex) and has been told it is committed, so
-// the leader may stop replicating to it.
+// removed it (created at confIndex) and has said it knows it is committed,
+// so the leader may stop replicating to it. Having sent the commit index is
+// not enough: if that message is lost, the peer would never learn it was
+// removed (no one else replicates to it).
 func (p *progress) departed(confIndex uint64) bool {
-	return p.match >= confIndex && p.sentCommit >= confIndex
+	return p.match >= confIndex && p.ackedCommit >= confIndex
 }
 
 func (p *progress) becomeProbe() {

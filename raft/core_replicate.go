@@ -153,6 +153,9 @@ func (c *core) stepLeader(m Message) {
 		return
 	}
 	pr.lastContact = c.now
+	if (m.Type == MsgAppResp && !m.Reject) || m.Type == MsgHeartbeatResp {
+		pr.ackedCommit = max(pr.ackedCommit, m.Commit)
+	}
 	switch m.Type {
 	case MsgReadIndex:
 		c.handleReadIndex(m)
@@ -206,8 +209,8 @@ func (c *core) stepLeader(m Message) {
 		}
 	}
 	// A departing peer is let go once it holds the configuration that
-	// removed it and was sent a commit covering it, whichever answer
-	// shows that (not only one that raises its match index).
+	// removed it and knows it is committed, whichever answer shows that
+	// (not only one that raises its match index).
 	if pr.removed && pr.departed(c.conf.index) && c.prs[m.From] == pr {
 		delete(c.prs, m.From)
 		c.refreshPeers()

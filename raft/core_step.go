@@ -123,7 +123,7 @@ func (c *core) stepFollower(m Message) {
 		c.log.commitTo(min(m.Commit, c.log.lastIndex()))
 		// Context numbers the leader's broadcast; echoing it confirms the
 		// leader's reads and lease (core_read.go).
-		c.send(Message{To: m.From, Type: MsgHeartbeatResp, Context: m.Context}, false)
+		c.send(Message{To: m.From, Type: MsgHeartbeatResp, Context: m.Context, Commit: c.log.committed}, false)
 	case MsgSnap:
 		c.electionElapsed = 0
 		c.lead, c.leadHinted = m.From, false
@@ -216,7 +216,7 @@ func (c *core) requestVotes(t MessageType, term uint64, transfer bool) {
 func (c *core) handleAppend(m Message) {
 	ackAfterPersist := !(bugs.Enabled && c.cfg.bugs.AckBeforeDurable)
 	if m.Index < c.log.committed {
-		c.send(Message{To: m.From, Type: MsgAppResp, Index: c.log.committed}, ackAfterPersist)
+		c.send(Message{To: m.From, Type: MsgAppResp, Index: c.log.committed, Commit: c.log.committed}, ackAfterPersist)
 		return
 	}
 	if !c.log.matchTerm(m.Index, m.LogTerm) {
@@ -255,7 +255,7 @@ func (c *core) handleAppend(m Message) {
 	}
 	c.log.commitTo(min(m.Commit, lastNew))
 	c.conf.committed(c.log.committed)
-	c.send(Message{To: m.From, Type: MsgAppResp, Index: lastNew}, ackAfterPersist)
+	c.send(Message{To: m.From, Type: MsgAppResp, Index: lastNew, Commit: c.log.committed}, ackAfterPersist)
 }
 
 // handleSnapshot is a follower receiving InstallSnapshot (§7). The data is
@@ -267,7 +267,7 @@ func (c *core) handleSnapshot(m Message) {
 	s := *m.Snapshot
 	if s.Index <= c.log.committed {
 		// Older than what we have committed: ignore, report our commit.
-		c.send(Message{To: m.From, Type: MsgAppResp, Index: c.log.committed}, true)
+		c.send(Message{To: m.From, Type: MsgAppResp, Index: c.log.committed, Commit: c.log.committed}, true)
 		return
 	}
 	if c.log.matchTerm(s.Index, s.Term) {
@@ -275,11 +275,11 @@ func (c *core) handleSnapshot(m Message) {
 		// it and fast-forward commit.
 		c.log.commitTo(s.Index)
 		c.conf.committed(c.log.committed)
-		c.send(Message{To: m.From, Type: MsgAppResp, Index: c.log.lastIndex()}, true)
+		c.send(Message{To: m.From, Type: MsgAppResp, Index: c.log.lastIndex(), Commit: c.log.committed}, true)
 		return
 	}
 	c.log.restore(s)
 	c.conf.reset(s.Configuration, s.ConfigIndex)
 	c.snapIndex, c.snapTerm = s.Index, s.Term
-	c.send(Message{To: m.From, Type: MsgAppResp, Index: s.Index}, true)
+	c.send(Message{To: m.From, Type: MsgAppResp, Index: s.Index, Commit: c.log.committed}, true)
 }

@@ -23,12 +23,15 @@ const (
 	// MsgAppResp answers MsgApp. On success Index is the last index the
 	// follower has durably stored that matches the leader. On Reject, Index is
 	// the rejected prev index and Hint/HintTerm let the leader skip back
-	// (fast backtracking).
+	// (fast backtracking). Commit is the follower's commit index (a leader
+	// lets a removed follower go only once it reports the removal
+	// committed).
 	MsgAppResp
 	// MsgHeartbeat asserts leadership and carries Commit, bounded by what the
 	// follower is known to match.
 	MsgHeartbeat
-	// MsgHeartbeatResp answers MsgHeartbeat.
+	// MsgHeartbeatResp answers MsgHeartbeat; Commit is the follower's
+	// commit index, as on MsgAppResp.
 	MsgHeartbeatResp
 	// MsgSnap announces a snapshot (InstallSnapshot, §7). Its data travels
 	// through Transport.SendSnapshot; Snapshot describes it.
